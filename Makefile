@@ -1,0 +1,33 @@
+# vCPU hot-plug for QEMU: a patch series over Debian's qemu 10.0 source.
+#   make demo    set everything up, then hot-plug/unplug CPUs of a real guest
+#   make check   set everything up, then run every test
+#   make bench   latency, scaling and memory figures (prints + JSON)
+#   make status  edits in build/qemu that the repo would lose
+.PHONY: all setup qemu kit demo check bench status clean
+
+all: qemu kit
+
+setup:
+	sh scripts/setup-host.sh
+
+qemu: setup
+	sh scripts/assemble.sh
+	sh scripts/build-qemu.sh
+
+kit: setup
+	sh scripts/guest-kit.sh >/dev/null
+
+demo: qemu kit
+	python3 scripts/demo.py
+
+check: qemu kit
+	sh scripts/check.sh
+
+bench: qemu kit
+	python3 tests/bench/bench.py $(BENCH_ARGS)
+
+status:
+	sh scripts/status.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Configure (once) and build the assembled tree: x86_64 and aarch64 system
+# emulators plus the qtests that make check runs.  ccache makes a rebuild
+# after a fresh unpack cheap.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TREE=$ROOT/build/qemu
+BDIR=${BDIR:-$TREE/build}
+export PATH=/usr/lib/ccache:$PATH
+export CCACHE_DIR=${CCACHE_DIR:-/var/cache/vcpu-hotplug-ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+
+if [ ! -f "$BDIR/build.ninja" ]; then
+    mkdir -p "$BDIR"
+    (cd "$BDIR" && ../configure --python=/usr/bin/python3 \
+        --target-list=x86_64-softmmu,aarch64-softmmu \
+        --disable-docs --disable-rust --disable-user --disable-tools \
+        --disable-guest-agent --disable-install-blobs --disable-werror \
+        --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64 \
+        ${CONFIGURE_EXTRA:-})
+fi
+cd "$BDIR"
+ninja ${NINJA_ARGS:-} qemu-system-x86_64 qemu-system-aarch64 \
+    tests/qtest/cpu-plug-test tests/qtest/bios-tables-test \
+    tests/qtest/numa-test tests/qtest/device-introspect-test
+
+# Debian strips the firmware blobs from its source.  A QEMU run from the
+# build tree (qtests) looks for firmware in its qemu-bundle, at the
+# configured --firmwarepath relocated there: link Debian's packaged dirs.
+for d in /usr/share/seabios /usr/share/qemu /usr/lib/ipxe/qemu \
+         /usr/share/qemu-efi-aarch64; do
+    [ -d "$d" ] || continue
+    if [ ! -e "qemu-bundle$d" ]; then
+        mkdir -p "qemu-bundle$(dirname "$d")"
+        ln -s "$d" "qemu-bundle$d"
+    fi
+done

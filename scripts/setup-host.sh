@@ -1,0 +1,48 @@
+#!/bin/sh
+# Install everything the build, the guest kit and the tests need, from
+# Debian's archive only.  Idempotent: a warm machine skips what it has.
+set -eu
+
+STAMP=/var/lib/vcpu-hotplug-setup.v1
+[ -f "$STAMP" ] && [ "${FORCE_SETUP:-0}" = 0 ] && exit 0
+
+export DEBIAN_FRONTEND=noninteractive
+
+# The mirror this machine already uses (deb.debian.org unless configured
+# otherwise), read from its own apt sources.
+MIRROR=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' \
+         /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+[ -n "$MIRROR" ] || MIRROR=$(sed -n 's/^deb \(http[^ ]*\/debian\) .*/\1/p' \
+         /etc/apt/sources.list 2>/dev/null | head -n 1)
+[ -n "$MIRROR" ] || { echo "setup-host: no Debian mirror configured" >&2; exit 1; }
+
+cat > /etc/apt/sources.list.d/vcpu-hotplug.sources <<SRC
+# Added by vcpu-hotplug scripts/setup-host.sh
+Types: deb-src
+URIs: $MIRROR
+Suites: trixie trixie-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb deb-src
+URIs: $MIRROR
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+
+# Foreign-arch packages (arm64 guest kernel and busybox) are fetched with
+# apt-get download, which needs the architecture known to dpkg.
+dpkg --add-architecture arm64
+apt-get update -q
+
+apt-get install -y -q --no-install-recommends \
+    build-essential pkg-config ccache ninja-build quilt dpkg-dev \
+    python3 python3-venv flex bison \
+    libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev \
+    seabios qemu-system-data ipxe-qemu qemu-efi-aarch64 \
+    acpica-tools cpio xz-utils zstd file
+apt-get install -y -q --no-install-recommends -t bookworm-backports \
+    meson python3-pycotap
+
+touch "$STAMP"

@@ -1,0 +1,282 @@
+"""x86 end-to-end scenarios: pc and q35 with a real Linux guest."""
+import time
+
+from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths, expect_error,
+                     assert_unharmed, check_running)
+from harness import Skip
+from vm import VM, cpu_driver
+
+# Room for every plug of a scenario: with stock TCG an unplugged vCPU keeps
+# its TCG context, so more than maxcpus plugs in total abort QEMU (that
+# defect has its own scenario, "cycles").
+TOPO = "1,sockets=2,cores=2,threads=2,maxcpus=8"
+
+
+def basic(m):
+    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input."""
+    def scenario(r):
+        cold = "%s,socket-id=0,core-id=1,thread-id=0,id=cold1" % \
+            cpu_driver(m)
+        with VM(m, smp=TOPO, devices=[cold]) as vm:
+            with r.case("%s/boot-coldplug" % m, vm):
+                vm.wait_ready()
+                print("%s: accel=%s boot=%.1fs" % (m, vm.accel, vm.boot_time))
+                view = vm.cpus()
+                assert view["online"] == {0, 1}, view
+                assert view["possible"] == set(range(8)), view
+                s = slot_of(vm, {"socket-id": 0, "core-id": 1,
+                                 "thread-id": 0})
+                assert s["qom-path"] == "/machine/peripheral/cold1", s
+                assert s["type"] == cpu_driver(m), s
+                assert len(slots(vm)) == 8
+                assert "/machine/peripheral/cold1" in qom_paths(vm)
+
+            p1 = {"socket-id": 1, "core-id": 0, "thread-id": 0}
+            with r.case("%s/hotplug-qmp" % m, vm):
+                res = plug(vm, "vcpu1", p1)
+                cpu1 = res["cpu"]
+                cf = [c for c in vm.qmp.cmd("query-cpus-fast")
+                      if c["qom-path"] == "/machine/peripheral/vcpu1"][0]
+                assert cf["props"]["socket-id"] == 1, cf
+                assert cf["props"]["core-id"] == 0, cf
+                w = vm.guest("work %d" % cpu1)
+                assert "@@WORK %d ran-on=%d" % (cpu1, cpu1) in w, w
+
+            with r.case("%s/unplug-qmp-guest-removes" % m, vm):
+                qsince = vm.qmp.mark()
+                unplug(vm, "vcpu1", cpu1, p1, expect_deleted=False)
+            with r.case("%s/unplug-qmp-device-deleted" % m, vm):
+                t, ev = vm.qmp.wait_event("DEVICE_DELETED", 10, qsince,
+                                          device="vcpu1")
+                assert ev["data"]["path"] == "/machine/peripheral/vcpu1", ev
+
+            with r.case("%s/replug-same-slot-same-id" % m, vm):
+                cpu1 = plug(vm, "vcpu1", p1)["cpu"]
+
+            with r.case("%s/bad-input" % m, vm):
+                drv = cpu_driver(m)
+                n = 3
+                expect_error(vm, "Duplicate device ID 'vcpu1'",
+                             "device_add", driver=drv, id="vcpu1",
+                             **{"socket-id": 1, "core-id": 1,
+                                "thread-id": 0})
+                expect_error(vm, "CPU[4] with APIC ID 4 exists",
+                             "device_add", driver=drv, id="dup",
+                             **p1)
+                expect_error(vm, "Invalid CPU socket-id: 2 must be in "
+                             "range 0:1", "device_add", driver=drv,
+                             id="far", **{"socket-id": 2, "core-id": 0,
+                                          "thread-id": 0})
+                expect_error(vm, "Invalid CPU core-id: 7 must be in "
+                             "range 0:1", "device_add", driver=drv,
+                             id="far", **{"socket-id": 1, "core-id": 7,
+                                          "thread-id": 0})
+                expect_error(vm, "CPU core-id is not set", "device_add",
+                             driver=drv, id="nocore",
+                             **{"socket-id": 1, "thread-id": 0})
+                other = "Haswell-x86_64-cpu"
+                expect_error(vm, "Invalid CPU type, expected cpu type: "
+                             "'%s'" % drv, "device_add", driver=other,
+                             id="wrong", **{"socket-id": 1, "core-id": 1,
+                                            "thread-id": 0})
+                boot = [c["qom-path"] for c in vm.qmp.cmd("query-cpus-fast")
+                        if c["cpu-index"] == 0][0]
+                expect_error(vm, "Boot CPU is unpluggable", "device_del",
+                             id=boot)
+                expect_error(vm, "Device 'nope' not found", "device_del",
+                             id="nope")
+                assert_unharmed(vm, n)
+
+            with r.case("%s/hmp" % m, vm):
+                p2 = {"socket-id": 1, "core-id": 1, "thread-id": 0}
+                cpu2 = plug(vm, "hvcpu", p2, via="hmp")["cpu"]
+                info = vm.hmp.cmd("info hotpluggable-cpus")
+                assert 'qom_path: "/machine/peripheral/hvcpu"' in info, info
+                assert info.count("type: \"%s\"" % cpu_driver(m)) == 8, info
+                unplug(vm, "hvcpu", cpu2, p2, via="hmp",
+                       expect_deleted=False)
+                info = vm.hmp.cmd("info hotpluggable-cpus")
+                assert "hvcpu" not in info, info
+                out = vm.hmp.cmd("device_del nope")
+                assert out == "Error: Device 'nope' not found", out
+
+            with r.case("%s/unplug-coldplugged" % m, vm):
+                unplug(vm, "cold1", 1, {"socket-id": 0, "core-id": 1,
+                                        "thread-id": 0},
+                       expect_deleted=False)
+
+            with r.case("%s/device-del-twice" % m, vm):
+                since = vm.mark()
+                vm.qmp.cmd("device_del", id="vcpu1")
+                try:
+                    vm.qmp.cmd("device_del", id="vcpu1")
+                except Exception as e:       # pending: an error is fine too
+                    assert "vcpu1" in str(e), e
+                vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu1, 60, since)
+                time.sleep(1)
+                removes = [l for l in vm.text(since).split("\n")
+                           if l.startswith("@@EV") and " remove " in l]
+                assert len(removes) == 1, removes
+                expect_error(vm, "Device 'vcpu1' not found", "device_del",
+                             id="vcpu1")
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def paused(m):
+    """Plug while paused before boot (as libvirt starts a domain), then
+    plug and unplug while paused after boot: nothing is lost."""
+    def scenario(r):
+        p1 = {"socket-id": 0, "core-id": 1, "thread-id": 0}
+        p2 = {"socket-id": 1, "core-id": 0, "thread-id": 0}
+        with VM(m, smp=TOPO, paused=True) as vm:
+            with r.case("%s/paused-before-boot-plug" % m, vm):
+                vm.qmp.cmd("device_add", driver=cpu_driver(m), id="pre1",
+                           **p1)
+                vm.qmp.cmd("cont")
+                vm.wait_ready()
+                view = vm.cpus()
+                if view["online"] != {0, 1}:
+                    # Present at boot or announced right after: either way
+                    # the guest must bring it online by itself.
+                    vm.wait_line(r"^@@EV \S+ online cpu1$", 30)
+                    view = vm.cpus()
+                assert view["online"] == {0, 1}, view
+            with r.case("%s/paused-plug-then-cont" % m, vm):
+                vm.qmp.cmd("stop")
+                since = vm.mark()
+                vm.qmp.cmd("device_add", driver=cpu_driver(m), id="pp",
+                           **p2)
+                time.sleep(1)
+                assert "@@EV" not in vm.text(since), vm.text(since)
+                vm.qmp.cmd("cont")
+                _, mt = vm.wait_line(r"^@@EV \S+ online cpu(\d+)$", 60, since)
+                cpu = int(mt.group(1))
+                assert cpu in vm.cpus()["online"]
+            with r.case("%s/paused-unplug-then-cont" % m, vm):
+                vm.qmp.cmd("stop")
+                since = vm.mark()
+                vm.qmp.cmd("device_del", id="pp")
+                time.sleep(1)
+                assert "@@EV" not in vm.text(since), vm.text(since)
+                vm.qmp.cmd("cont")
+                vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 60, since)
+                assert vm.cpus()["online"] == {0, 1}
+                check_running(vm)
+    return scenario
+
+
+def topology(m):
+    """Sockets, dies, cores and threads: the guest places each plugged CPU
+    where its ids say."""
+    def scenario(r):
+        smp = "1,sockets=2,dies=2,cores=2,threads=2,maxcpus=16"
+        # qemu64 says AuthenticAMD, and Linux then derives the topology
+        # the legacy AMD way (core id = APIC ID), ignoring leaf 0x1F.  An
+        # Intel vendor string makes the guest read QEMU's leaf 0x1F.
+        with VM(m, smp=smp, cpu="qemu64,vendor=GenuineIntel") as vm:
+            vm.wait_ready()
+            with r.case("%s/topology-slots" % m, vm):
+                ss = slots(vm)
+                assert len(ss) == 16, len(ss)
+                keys = {tuple(sorted(s["props"])) for s in ss}
+                assert keys == {("core-id", "die-id", "socket-id",
+                                 "thread-id")}, keys
+            plugged = {}
+            for sock, die, core, thr in ((1, 1, 1, 0), (1, 1, 1, 1),
+                                         (0, 1, 0, 1)):
+                props = {"socket-id": sock, "die-id": die, "core-id": core,
+                         "thread-id": thr}
+                name = "t%d%d%d%d" % (sock, die, core, thr)
+                with r.case("%s/topology-plug-%s" % (m, name), vm):
+                    cpu = plug(vm, name, props)["cpu"]
+                    plugged[name] = cpu
+                    apic = vm.qmp.cmd("qom-get", path="/machine/peripheral/"
+                                      + name, property="apic-id")
+                    out = vm.guest(
+                        "d=/sys/devices/system/cpu/cpu%d/topology; "
+                        "echo @@T $(cat $d/physical_package_id) "
+                        "$(cat $d/die_id); grep -E '^(processor|apicid)' "
+                        "/proc/cpuinfo | tr -d ' \\t' | tr '\\n' ' '; echo"
+                        % cpu)
+                    t = [l for l in out if l.startswith("@@T")][0].split()
+                    assert (int(t[1]), int(t[2])) == (sock, die), \
+                        "guest package/die %s, expected %s" % (t, (sock, die))
+                    info = out[-1].split()
+                    pairs = dict(zip(info[0::2], info[1::2]))
+                    assert pairs.get("processor:%d" % cpu) == \
+                        "apicid:%d" % apic, (pairs, apic)
+            with r.case("%s/topology-thread-siblings" % m, vm):
+                a, b = plugged["t1110"], plugged["t1111"]
+                out = vm.guest("cat /sys/devices/system/cpu/cpu%d/topology/"
+                               "thread_siblings_list" % a)
+                assert out and set(map(int, out[0].replace("-", ",").split(
+                    ","))) == {a, b}, out
+    return scenario
+
+
+def cycles(m, n=6):
+    """More plug/unplug cycles than maxcpus, on the same slot."""
+    def scenario(r):
+        with VM(m, smp="1,maxcpus=4") as vm:
+            vm.wait_ready()
+            props = free_slot(vm)
+            with r.case("%s/cycles-beyond-maxcpus" % m, vm):
+                for i in range(n):
+                    cpu = plug(vm, "cyc", props)["cpu"]
+                    unplug(vm, "cyc", cpu, props, expect_deleted=False)
+                    # The id is free again only once the CPU is really gone.
+                    time.sleep(0.2)
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def single_thread_tcg(m):
+    def scenario(r):
+        with VM(m, smp="1,maxcpus=2", accel="tcg,thread=single") as vm:
+            vm.wait_ready()
+            props = free_slot(vm)
+            with r.case("%s/tcg-single-thread-plug-unplug" % m, vm):
+                cpu = plug(vm, "st1", props)["cpu"]
+                unplug(vm, "st1", cpu, props, expect_deleted=True)
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def kernel_612(m):
+    def scenario(r):
+        with VM(m, smp="1,maxcpus=2", kernel="vmlinuz-x86-6.12") as vm:
+            vm.wait_ready()
+            props = free_slot(vm)
+            with r.case("%s/linux-6.12-plug-unplug" % m, vm):
+                cpu = plug(vm, "k1", props)["cpu"]
+                unplug(vm, "k1", cpu, props, expect_deleted=True)
+    return scenario
+
+
+def apic_id_limit(m):
+    """A slot whose APIC ID needs x2APIC, with a CPU model that lacks it:
+    device_add must fail cleanly, not abort QEMU."""
+    def scenario(r):
+        with VM(m, smp="1,sockets=300,maxcpus=300") as vm:
+            vm.wait_ready(timeout=240)
+            with r.case("%s/apic-id-needs-x2apic-error" % m, vm):
+                e = vm.qmp.error_of("device_add", driver=cpu_driver(m),
+                                    id="big", **{"socket-id": 260,
+                                                 "core-id": 0,
+                                                 "thread-id": 0})
+                assert "x2APIC" in e.desc and "260" in e.desc, e.desc
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def scenarios():
+    out = []
+    for m in ("pc", "q35"):
+        out += [("%s/basic" % m, basic(m)), ("%s/paused" % m, paused(m)),
+                ("%s/cycles" % m, cycles(m))]
+    out += [("q35/topology", topology("q35")),
+            ("q35/single-thread", single_thread_tcg("q35")),
+            ("q35/linux-6.12", kernel_612("q35")),
+            ("q35/apic-id-limit", apic_id_limit("q35"))]
+    return out
