@@ -7,7 +7,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TREE=$ROOT/build/qemu
 export QUILTRC=$ROOT/scripts/quiltrc
-OVERLAY_DIRS="hw include qapi tests docs"
+OVERLAY_DIRS="hw include qapi docs tests/qtest tests/data tests/functional"
 
 base=$(sh "$ROOT/scripts/fetch-qemu.sh")
 if [ ! -f "$TREE/.base" ] || [ "$(cat "$TREE/.base")" != "$base" ]; then

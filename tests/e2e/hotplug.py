@@ -79,7 +79,8 @@ def unplug(vm, dev_id, cpu, props, via="qmp", timeout=60,
         "guest still lists cpu%d: %s" % (cpu, view)
     if expect_deleted:
         path = "/machine/peripheral/" + dev_id
-        t_del, ev = vm.qmp.wait_event("DEVICE_DELETED", 10, qsince,
+        # libvirt gives up after 5 s
+        t_del, ev = vm.qmp.wait_event("DEVICE_DELETED", 5, qsince,
                                       device=dev_id)
         assert ev["data"].get("path") == path, ev
         res["deleted"] = t_del - t0

@@ -46,7 +46,7 @@ def basic(m):
                 qsince = vm.qmp.mark()
                 unplug(vm, "vcpu1", cpu1, p1, expect_deleted=False)
             with r.case("%s/unplug-qmp-device-deleted" % m, vm):
-                t, ev = vm.qmp.wait_event("DEVICE_DELETED", 10, qsince,
+                t, ev = vm.qmp.wait_event("DEVICE_DELETED", 5, qsince,
                                           device="vcpu1")
                 assert ev["data"]["path"] == "/machine/peripheral/vcpu1", ev
 
@@ -93,8 +93,7 @@ def basic(m):
                 info = vm.hmp.cmd("info hotpluggable-cpus")
                 assert 'qom_path: "/machine/peripheral/hvcpu"' in info, info
                 assert info.count("type: \"%s\"" % cpu_driver(m)) == 8, info
-                unplug(vm, "hvcpu", cpu2, p2, via="hmp",
-                       expect_deleted=False)
+                unplug(vm, "hvcpu", cpu2, p2, via="hmp")
                 info = vm.hmp.cmd("info hotpluggable-cpus")
                 assert "hvcpu" not in info, info
                 out = vm.hmp.cmd("device_del nope")
@@ -102,8 +101,7 @@ def basic(m):
 
             with r.case("%s/unplug-coldplugged" % m, vm):
                 unplug(vm, "cold1", 1, {"socket-id": 0, "core-id": 1,
-                                        "thread-id": 0},
-                       expect_deleted=False)
+                                        "thread-id": 0})
 
             with r.case("%s/device-del-twice" % m, vm):
                 since = vm.mark()
@@ -216,18 +214,34 @@ def topology(m):
 
 
 def cycles(m, n=6):
-    """More plug/unplug cycles than maxcpus, on the same slot."""
+    """More plug/unplug cycles than maxcpus, over every free slot in turn:
+    no abort, and QEMU's threads and memory come back."""
     def scenario(r):
         with VM(m, smp="1,maxcpus=4") as vm:
             vm.wait_ready()
-            props = free_slot(vm)
-            with r.case("%s/cycles-beyond-maxcpus" % m, vm):
+            free = [s["props"] for s in slots(vm) if "qom-path" not in s]
+            with r.case("%s/cycles-%d-beyond-maxcpus" % (m, n), vm):
+                base_rss, base_thr = vm.pid_stats()
+                warm = None
                 for i in range(n):
-                    cpu = plug(vm, "cyc", props)["cpu"]
-                    unplug(vm, "cyc", cpu, props, expect_deleted=False)
-                    # The id is free again only once the CPU is really gone.
-                    time.sleep(0.2)
+                    props = free[i % len(free)]
+                    cpu = plug(vm, "cyc%d" % i, props)["cpu"]
+                    unplug(vm, "cyc%d" % i, cpu, props)
+                    rss, thr = vm.pid_stats()
+                    assert thr == base_thr, \
+                        "cycle %d: %d threads, %d before" % (i, thr, base_thr)
+                    if i == min(19, n - 1):
+                        warm = rss
                 assert_unharmed(vm, 1)
+                print("%s: %d cycles: RSS %d KiB at start, %d after %d, "
+                      "%d at end; threads %d" % (m, n, base_rss, warm,
+                                                  min(20, n), rss, thr))
+                # A leaked vCPU (object, TCG state, address spaces) costs
+                # far more than 64 KiB; allocator noise stays well below.
+                if n > 20:
+                    assert rss - warm < 64 * (n - 20), \
+                        "RSS grew %d KiB over %d cycles" % (rss - warm,
+                                                            n - 20)
     return scenario
 
 
@@ -238,19 +252,28 @@ def single_thread_tcg(m):
             props = free_slot(vm)
             with r.case("%s/tcg-single-thread-plug-unplug" % m, vm):
                 cpu = plug(vm, "st1", props)["cpu"]
-                unplug(vm, "st1", cpu, props, expect_deleted=True)
+                unplug(vm, "st1", cpu, props)
                 assert_unharmed(vm, 1)
     return scenario
 
 
 def kernel_612(m):
+    """Debian's current kernel ignores CPUs that are neither Enabled nor
+    Online Capable when it does not recognise the hypervisor (TCG):
+    acpi-online-capable=on describes them as ACPI 6.3 asks."""
     def scenario(r):
-        with VM(m, smp="1,maxcpus=2", kernel="vmlinuz-x86-6.12") as vm:
+        with VM(m, smp="1,maxcpus=4", kernel="vmlinuz-x86-6.12",
+                machine_opts="acpi-online-capable=on") as vm:
             vm.wait_ready()
-            props = free_slot(vm)
-            with r.case("%s/linux-6.12-plug-unplug" % m, vm):
-                cpu = plug(vm, "k1", props)["cpu"]
-                unplug(vm, "k1", cpu, props, expect_deleted=True)
+            with r.case("%s/linux-6.12-online-capable-plug-unplug" % m, vm):
+                view = vm.cpus()
+                assert view["possible"] == {0, 1, 2, 3}, view
+                for i in range(2):
+                    props = free_slot(vm)
+                    cpu = plug(vm, "k%d" % i, props)["cpu"]
+                    w = vm.guest("work %d" % cpu)
+                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                    unplug(vm, "k%d" % i, cpu, props)
     return scenario
 
 
@@ -265,7 +288,8 @@ def apic_id_limit(m):
                                     id="big", **{"socket-id": 260,
                                                  "core-id": 0,
                                                  "thread-id": 0})
-                assert "x2APIC" in e.desc and "260" in e.desc, e.desc
+                assert e.desc == "APIC ID 260 requires x2APIC feature " \
+                    "in CPU", e.desc
                 assert_unharmed(vm, 1)
     return scenario
 
@@ -273,8 +297,8 @@ def apic_id_limit(m):
 def scenarios():
     out = []
     for m in ("pc", "q35"):
-        out += [("%s/basic" % m, basic(m)), ("%s/paused" % m, paused(m)),
-                ("%s/cycles" % m, cycles(m))]
+        out += [("%s/basic" % m, basic(m)), ("%s/paused" % m, paused(m))]
+    out += [("q35/cycles", cycles("q35", 200)), ("pc/cycles", cycles("pc"))]
     out += [("q35/topology", topology("q35")),
             ("q35/single-thread", single_thread_tcg("q35")),
             ("q35/linux-6.12", kernel_612("q35")),

@@ -27,11 +27,31 @@ MACHINES = {
     "q35": ("x86_64", "q35", "vmlinuz-x86-6.1", "initrd-x86.img", "ttyS0", []),
     "microvm": ("x86_64", "microvm,acpi=on", "vmlinuz-x86-6.1",
                 "initrd-x86.img", "ttyS0", []),
+    "microvm-noacpi": ("x86_64", "microvm,acpi=off", "vmlinuz-x86-6.1",
+                       "initrd-x86.img", "ttyS0", []),
     "virt": ("aarch64", "virt,gic-version=3", "Image-arm64-6.12",
              "initrd-arm64.img", "ttyAMA0",
              ["-bios", os.path.join(KIT, "QEMU_EFI.fd")]),
 }
 CPU_MODEL = {"x86_64": "qemu64", "aarch64": "max"}
+
+
+def host_tsc_khz():
+    """Under TCG the guest TSC runs at the host's rate."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    return 0
+
+
+def guest_append(machine):
+    """microvm has no HPET or PM timer: under TCG on a loaded host the
+    guest's PIT calibration of the TSC can fail, and Linux then stalls at
+    boot ("tsc: Marking TSC unstable").  Tell it the TSC rate instead."""
+    if machine.startswith("microvm") and host_tsc_khz():
+        return "tsc_early_khz=%d" % host_tsc_khz()
+    return ""
 
 
 def cpu_driver(machine, model=None):
@@ -57,10 +77,23 @@ def pick_accel(arch):
         machine = "q35" if arch == "x86_64" else "virt"
         try:
             with VM(machine, accel="kvm", smp="1", timeout=45) as vm:
-                vm.wait_ready(timeout=40)
-                accel = "kvm"
+                # A guest KVM cannot run stops with "internal-error".
+                end = time.monotonic() + 40
+                while time.monotonic() < end and accel == "tcg":
+                    st = vm.qmp.cmd("query-status")["status"]
+                    if st in ("internal-error", "guest-panicked",
+                              "shutdown"):
+                        break
+                    try:
+                        vm.wait_line(r"^@@READY ", 0.5)
+                        accel = "kvm"
+                    except GuestTimeout:
+                        pass
         except Exception:
             pass
+        print("accelerator probe: KVM %s; using %s" % (
+            "boots a guest" if accel == "kvm" else "cannot run a guest",
+            accel), flush=True)
     _accel_cache[arch] = accel
     return accel
 
@@ -72,8 +105,10 @@ class GuestTimeout(Exception):
 class VM:
     def __init__(self, machine, smp="1,maxcpus=4", devices=(), extra=(),
                  append="", accel=None, kernel=None, cpu=None, mem="512M",
-                 paused=False, timeout=120, name=None):
+                 paused=False, timeout=120, name=None, machine_opts=""):
         arch, mval, kern, initrd, console, mextra = MACHINES[machine]
+        if machine_opts:
+            mval += "," + machine_opts
         self.machine, self.arch = machine, arch
         self.accel = accel or pick_accel(arch)
         self.cpu = cpu or CPU_MODEL[arch]
@@ -90,7 +125,8 @@ class VM:
                 % self.hmp_path, "-mon", "hmp,mode=readline",
                 "-kernel", os.path.join(KIT, kernel or kern),
                 "-initrd", os.path.join(KIT, initrd),
-                "-append", "console=%s quiet panic=-1 %s" % (console, append)]
+                "-append", "console=%s quiet panic=-1 %s %s" % (
+                    console, guest_append(machine), append)]
         for d in FW_DIRS:
             args += ["-L", d]
         args += mextra
@@ -189,6 +225,17 @@ class VM:
                                if d[3:].isdigit()}
                 return res
         raise GuestTimeout("guest did not answer 'cpus'")
+
+    def pid_stats(self):
+        """(RSS in KiB, thread count) of the QEMU process."""
+        rss = threads = 0
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+        return rss, threads
 
     def alive(self):
         """The guest still answers on its console."""
