@@ -10,21 +10,46 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 
 echo "== QEMU qtests (meson test in $BDIR)"
-QTESTS=${QTESTS:-"qtest-x86_64/cpu-plug-test qtest-x86_64/numa-test
-    qtest-aarch64/numa-test qtest-x86_64/bios-tables-test"}
-(cd "$BDIR" && meson test --no-rebuild --print-errorlogs \
-    --num-processes 2 $QTESTS) > "$OUT/qtest.log" 2>&1
-grep -E '^ *[0-9]+/[0-9]+ ' "$OUT/qtest.log"
-q_ok=$(sed -n 's/^Ok: *\([0-9]*\)/\1/p' "$OUT/qtest.log")
-q_fail=$(sed -n 's/^Fail: *\([0-9]*\)/\1/p' "$OUT/qtest.log")
-q_skip=$(sed -n 's/^Skipped: *\([0-9]*\)/\1/p' "$OUT/qtest.log")
-q_to=$(sed -n 's/^Timeout: *\([0-9]*\)/\1/p' "$OUT/qtest.log")
-if [ -z "$q_ok" ]; then
-    echo "qtests did not run:"; tail -20 "$OUT/qtest.log"
-    q_ok=0; q_fail=1
-fi
-q_fail=$(( ${q_fail:-0} + ${q_to:-0} ))
-[ "$q_fail" -gt 0 ] && tail -60 "$OUT/qtest.log"
+echo "   under TCG: this machine's /dev/kvm is a nested KVM without SMM,"
+echo "   whose tables differ from a real KVM host's (scripts/without-kvm.sh)"
+q_ok=0 q_fail=0 q_skip=0
+qtests() { # LOG [meson test args...]: run, print results, add up counts
+    log=$OUT/$1; shift
+    (cd "$BDIR" && sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
+        --print-errorlogs --num-processes 2 "$@") > "$log" 2>&1
+    grep -E '^ *[0-9]+/[0-9]+ ' "$log"
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log")
+    if [ -z "$ok" ]; then
+        echo "qtests did not run:"; tail -20 "$log"
+        q_fail=$((q_fail + 1)); return
+    fi
+    for k in Fail Timeout; do
+        n=$(sed -n "s/^$k: *\([0-9]*\).*/\1/p" "$log")
+        q_fail=$((q_fail + ${n:-0}))
+    done
+    n=$(sed -n 's/^Skipped: *\([0-9]*\).*/\1/p' "$log")
+    q_ok=$((q_ok + ok)); q_skip=$((q_skip + ${n:-0}))
+    grep -q '^Fail: *[1-9]\|^Timeout: *[1-9]' "$log" && tail -60 "$log"
+    return 0
+}
+qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/numa-test \
+    qtest-aarch64/numa-test
+# bios-tables-test proves that the default pc/q35 tables did not change.
+# Its microvm cases hang here on the unpatched base as well (Debian's
+# bios-microvm.bin does not boot their virtio-mmio disk under TCG): skip
+# them by name and count them as skipped; the e2e case
+# microvm/tables-as-stock compares microvm's tables with the same blobs.
+MICROVM_ACPI="/x86_64/acpi/microvm /x86_64/acpi/microvm/usb
+    /x86_64/acpi/microvm/rtc /x86_64/acpi/microvm/ioapic2
+    /x86_64/acpi/microvm/oem-fields /x86_64/acpi/microvm/pcie
+    /x86_64/acpi/microvm/acpierst"
+skips=""
+for p in $MICROVM_ACPI; do skips="$skips -s $p"; done
+qtests bios-tables.log --test-args "$skips" qtest-x86_64/bios-tables-test
+n=$(grep -c 'SKIP by request' "$OUT/bios-tables.log" || true)
+[ "$n" -gt 0 ] && echo "   skipped $n bios-tables-test microvm cases" \
+    "(they hang on the unpatched base too; see scripts/check.sh)"
+q_skip=$((q_skip + n))
 
 echo "== end-to-end scenarios (real guests)"
 python3 "$ROOT/tests/e2e/run.py" --json "$OUT/e2e.json"
@@ -33,7 +58,7 @@ counts=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]
 print(c["PASS"], c["FAIL"]+c["XPASS"], c["SKIP"])' "$OUT/e2e.json" 2>/dev/null ||
          echo "0 1 0")
 set -- $counts
-passed=$(( q_ok + $1 )); failed=$(( q_fail + $2 )); skipped=$(( ${q_skip:-0} + $3 ))
+passed=$(( q_ok + $1 )); failed=$(( q_fail + $2 )); skipped=$(( q_skip + $3 ))
 [ $e_rc -ne 0 ] && [ "$2" -eq 0 ] && failed=$((failed + 1))
 
 echo "== done in $(( $(date +%s) - t0 ))s"

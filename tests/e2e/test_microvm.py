@@ -1,11 +1,12 @@
 """microvm end-to-end scenarios: the x86 matrix through the GED, plus what
 is specific to microvm (no ACPI, unchanged migration stream)."""
 import os
+import tempfile
 import time
 
 import test_x86
 from hotplug import free_slot, assert_unharmed, expect_error
-from vm import VM, cpu_driver
+from vm import VM, cpu_driver, ROOT as VM_ROOT
 
 
 def no_acpi(r):
@@ -51,4 +52,28 @@ def scenarios():
             ("microvm/paused", test_x86.paused(m)),
             ("microvm/cycles", test_x86.cycles(m, 20)),
             ("microvm/no-acpi", no_acpi),
-            ("microvm/migration-stream", migration_stream)]
+            ("microvm/migration-stream", migration_stream),
+            ("microvm/tables-as-stock", tables_as_stock)]
+
+
+def tables_as_stock(r):
+    """With maxcpus == cpus the guest's DSDT and MADT are byte for byte
+    QEMU 10.0's expected microvm tables (tests/data/acpi/x86/microvm),
+    booted in the configuration of bios-tables-test's microvm case."""
+    expected = os.path.join(VM_ROOT, "build/qemu/tests/data/acpi/x86/microvm")
+    disk = tempfile.NamedTemporaryFile(suffix=".raw")
+    disk.truncate(1 << 20)
+    with VM("microvm", smp="1", mem="128M",
+            machine_opts="ioapic2=off,rtc=off",
+            extra=["-drive", "id=hd0,if=none,file=%s,format=raw" % disk.name,
+                   "-device", "virtio-blk-device,drive=hd0"]) as vm:
+        vm.wait_ready()
+        for table in ("DSDT", "APIC"):
+            with r.case("microvm/tables-as-stock-%s" % table, vm):
+                out = vm.guest("od -An -v -tx1 /sys/firmware/acpi/tables/%s"
+                               % table, timeout=60)
+                got = bytes(int(x, 16) for line in out for x in line.split())
+                with open(os.path.join(expected, table), "rb") as f:
+                    want = f.read()
+                assert got == want, "%s differs from stock: %d vs %d bytes" \
+                    % (table, len(got), len(want))
