@@ -9,6 +9,9 @@ BDIR=${BDIR:-$TREE/build}
 export PATH=/usr/lib/ccache:$PATH
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/vcpu-hotplug-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Hits across clones in other folders (CI builds in a fresh clone): hash
+# paths relative to the repo and ignore the build folder's name.
+export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
 
 if [ ! -f "$BDIR/build.ninja" ]; then
     mkdir -p "$BDIR"

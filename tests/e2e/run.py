@@ -8,6 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness          # noqa: E402
 import test_x86         # noqa: E402
 import test_microvm     # noqa: E402
+import test_virt        # noqa: E402
 
 
 def main():
@@ -16,7 +17,8 @@ def main():
     ap.add_argument("-j", type=int, default=int(os.environ.get("JOBS", 2)))
     ap.add_argument("--json")
     a = ap.parse_args()
-    scen = test_x86.scenarios() + test_microvm.scenarios()
+    scen = (test_x86.scenarios() + test_microvm.scenarios() +
+            test_virt.scenarios())
     c = harness.run(scen, jobs=a.j, pattern=a.k, json_out=a.json)
     failed = c["FAIL"] + c["XPASS"]
     print("e2e: %d passed, %d failed, %d skipped, %d known failures"

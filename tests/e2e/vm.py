@@ -99,6 +99,9 @@ def pick_accel(arch):
     return accel
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
+
+
 class GuestTimeout(Exception):
     pass
 
@@ -156,7 +159,10 @@ class VM:
     # ---- console -------------------------------------------------------
     def _reader(self):
         for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
+            # UEFI firmware leaves terminal escapes (screen clear, cursor
+            # moves) in front of the guest's first line.
+            line = ANSI_ESCAPE.sub("", raw.decode(errors="replace")
+                                   .rstrip("\r\n"))
             with self.cond:
                 self.lines.append((time.monotonic(), line))
                 self.cond.notify_all()

@@ -1,0 +1,424 @@
+"""arm virt end-to-end scenarios: CPU hot-plug/unplug under TCG with a real
+arm64 Linux 6.12 guest (UEFI + ACPI, GICv3).
+
+Linux on arm64 (>= 6.11) only uses CPUs that the MADT lists at boot
+(Enabled or Online Capable); a plugged CPU shows up in
+/sys/devices/system/cpu/enabled, the init onlines it."""
+import os
+import re
+import sys
+import time
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import vm as _vm
+from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
+                     expect_error, assert_unharmed, check_running)
+from vm import VM, cpu_driver
+
+
+M = "virt"
+DRV = cpu_driver(M)                       # max-arm-cpu
+SMP = "1,maxcpus=4"                      # 1 socket, 1 cluster, 4 cores
+
+
+def core(n):
+    return {"socket-id": 0, "cluster-id": 0, "core-id": n, "thread-id": 0}
+
+
+def basic():
+    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input, reset."""
+    def scenario(r):
+        cold = "%s,socket-id=0,cluster-id=0,core-id=3,thread-id=0,id=cold3" \
+            % DRV
+        # -no-reboot would turn system_reset into an exit
+        with VM(M, smp=SMP, devices=[cold],
+                extra=["-action", "reboot=reset"]) as vm:
+            with r.case("virt/boot-coldplug", vm):
+                vm.wait_ready()
+                print("virt: accel=%s boot=%.1fs" % (vm.accel, vm.boot_time))
+                view = vm.cpus()
+                assert view["possible"] == {0, 1, 2, 3}, view
+                # arm64 Linux numbers CPUs in MADT order: slot 3 is cpu3
+                assert view["online"] == {0, 3}, view
+                assert view["enabled"] == {0, 3}, view
+                s = slot_of(vm, core(3))
+                assert s["qom-path"] == "/machine/peripheral/cold3", s
+                assert s["type"] == DRV, s
+                assert s["vcpus-count"] == 1, s
+                assert len(slots(vm)) == 4
+                assert "/machine/peripheral/cold3" in qom_paths(vm)
+
+            with r.case("virt/hotplug-qmp", vm):
+                res = plug(vm, "c1", core(1))
+                cpu1 = res["cpu"]
+                print("virt: plug seen %.2fs online %.2fs" % (res["seen"],
+                                                            res["online"]))
+                cf = [c for c in vm.qmp.cmd("query-cpus-fast")
+                      if c["qom-path"] == "/machine/peripheral/c1"][0]
+                assert cf["props"]["core-id"] == 1, cf
+                assert cpu1 in vm.cpus()["enabled"]
+                w = vm.guest("work %d" % cpu1)
+                assert "@@WORK %d ran-on=%d" % (cpu1, cpu1) in w, w
+
+            with r.case("virt/unplug-qmp-device-deleted", vm):
+                res = unplug(vm, "c1", cpu1, core(1))
+                print("virt: unplug removed %.2fs deleted %.2fs" % (
+                    res["removed"], res["deleted"]))
+                assert cpu1 not in vm.cpus()["enabled"]
+
+            with r.case("virt/replug-same-slot-same-id", vm):
+                cpu1 = plug(vm, "c1", core(1))["cpu"]
+                w = vm.guest("work %d" % cpu1)
+                assert "@@WORK %d ran-on=%d" % (cpu1, cpu1) in w, w
+
+            with r.case("virt/bad-input", vm):
+                expect_error(vm, "Duplicate device ID 'c1'", "device_add",
+                             driver=DRV, id="c1", **core(2))
+                expect_error(vm, "CPU[1] with socket-id 0, cluster-id 0, "
+                             "core-id 1, thread-id 0 exists", "device_add",
+                             driver=DRV, id="dup", **core(1))
+                expect_error(vm, "Invalid CPU core-id: 7 must be in range "
+                             "0:3", "device_add", driver=DRV, id="far",
+                             **core(7))
+                expect_error(vm, "Invalid CPU socket-id: 1 must be in range "
+                             "0:0", "device_add", driver=DRV, id="far",
+                             **{"socket-id": 1, "core-id": 0,
+                                "thread-id": 0})
+                expect_error(vm, "CPU core-id is not set", "device_add",
+                             driver=DRV, id="nocore",
+                             **{"socket-id": 0, "thread-id": 0})
+                expect_error(vm, "CPU socket-id is not set", "device_add",
+                             driver=DRV, id="nosock",
+                             **{"core-id": 2, "thread-id": 0})
+                expect_error(vm, "Invalid CPU type, expected cpu type: "
+                             "'%s'" % DRV, "device_add",
+                             driver="cortex-a57-arm-cpu", id="wrong",
+                             **core(2))
+                boot = [c["qom-path"] for c in vm.qmp.cmd("query-cpus-fast")
+                        if c["cpu-index"] == 0][0]
+                expect_error(vm, "Boot CPU is unpluggable", "device_del",
+                             id=boot)
+                expect_error(vm, "Device 'nope' not found", "device_del",
+                             id="nope")
+                assert_unharmed(vm, 3)
+
+            with r.case("virt/hmp", vm):
+                cpu2 = plug(vm, "h2", core(2), via="hmp")["cpu"]
+                info = vm.hmp.cmd("info hotpluggable-cpus")
+                assert 'qom_path: "/machine/peripheral/h2"' in info, info
+                assert info.count('type: "%s"' % DRV) == 4, info
+                unplug(vm, "h2", cpu2, core(2), via="hmp")
+                assert "h2" not in vm.hmp.cmd("info hotpluggable-cpus")
+
+            with r.case("virt/system-reset-keeps-plugged", vm):
+                since = vm.mark()
+                vm.qmp.cmd("system_reset")
+                vm.wait_line(r"^@@READY ", 120, since)
+                view = vm.cpus()
+                assert view["online"] == {0, 1, 3}, view
+                assert view["enabled"] == {0, 1, 3}, view
+                for c in (1, 3):
+                    w = vm.guest("work %d" % c)
+                    assert "@@WORK %d ran-on=%d" % (c, c) in w, w
+                assert slot_of(vm, core(1))["qom-path"] == \
+                    "/machine/peripheral/c1"
+
+            with r.case("virt/unplug-after-reset", vm):
+                unplug(vm, "c1", 1, core(1))
+                cpu1 = plug(vm, "c1b", core(1))["cpu"]
+                unplug(vm, "c1b", cpu1, core(1))
+
+            with r.case("virt/unplug-coldplugged", vm):
+                unplug(vm, "cold3", 3, core(3))
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def topology():
+    """Sockets, clusters, cores and threads: the guest places each plugged
+    CPU where its ids say (PPTT)."""
+    def scenario(r):
+        smp = "1,sockets=2,clusters=2,cores=2,threads=2,maxcpus=16"
+        with VM(M, smp=smp) as vm:
+            vm.wait_ready()
+            with r.case("virt/topology-slots", vm):
+                ss = slots(vm)
+                assert len(ss) == 16, len(ss)
+                keys = {tuple(sorted(s["props"])) for s in ss}
+                assert keys == {("cluster-id", "core-id", "socket-id",
+                                 "thread-id")}, keys
+                assert vm.cpus()["possible"] == set(range(16))
+            plugged, topo = {}, {}
+            for sock, cl, co, th in ((1, 1, 1, 0), (1, 1, 1, 1),
+                                     (0, 1, 0, 1)):
+                props = {"socket-id": sock, "cluster-id": cl, "core-id": co,
+                         "thread-id": th}
+                name = "t%d%d%d%d" % (sock, cl, co, th)
+                with r.case("virt/topology-plug-%s" % name, vm):
+                    cpu = plug(vm, name, props)["cpu"]
+                    plugged[name] = cpu
+                    mpidr = vm.qmp.cmd("qom-get", path="/machine/peripheral/"
+                                       + name, property="mp-affinity")
+                    out = vm.guest(
+                        "d=/sys/devices/system/cpu/cpu%d/topology; "
+                        "echo @@T $(cat $d/physical_package_id) "
+                        "$(cat $d/cluster_id) $(cat $d/core_id)" % cpu)
+                    t = [l for l in out if l.startswith("@@T")][0].split()
+                    topo[name] = tuple(int(x) for x in t[1:])
+                    w = vm.guest("work %d" % cpu)
+                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                    print("virt: %s -> cpu%d mpidr=0x%x topo=%s" % (
+                        name, cpu, mpidr, t[1:]))
+            with r.case("virt/topology-guest-view", vm):
+                # QEMU's PPTT gives no package/cluster ids, so Linux uses
+                # table offsets: compare which CPUs share them.
+                assert topo["t1110"] == topo["t1111"], topo
+                assert topo["t0101"][0] != topo["t1110"][0], topo
+                assert topo["t0101"][1] != topo["t1110"][1], topo
+            with r.case("virt/topology-thread-siblings", vm):
+                a, b = plugged["t1110"], plugged["t1111"]
+                out = vm.guest("cat /sys/devices/system/cpu/cpu%d/topology/"
+                               "thread_siblings_list" % a)
+                assert out and set(map(int, out[0].replace("-", ",").split(
+                    ","))) == {a, b}, out
+            with r.case("virt/topology-unplug", vm):
+                for name, cpu in plugged.items():
+                    sock, cl, co, th = (int(x) for x in name[1:])
+                    unplug(vm, name, cpu, {"socket-id": sock,
+                                           "cluster-id": cl, "core-id": co,
+                                           "thread-id": th})
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+def cycles(n=50):
+    """Plug/unplug cycles over the free slots: no abort, DEVICE_DELETED
+    every time, QEMU's threads and memory come back."""
+    def scenario(r):
+        with VM(M, smp=SMP) as vm:
+            vm.wait_ready()
+            free = [s["props"] for s in slots(vm) if "qom-path" not in s]
+            with r.case("virt/cycles-%d" % n, vm):
+                base_rss, base_thr = vm.pid_stats()
+                warm = rss = thr = None
+                t0 = time.monotonic()
+                for i in range(n):
+                    props = free[i % len(free)]
+                    cpu = plug(vm, "cyc%d" % i, props)["cpu"]
+                    unplug(vm, "cyc%d" % i, cpu, props)
+                    rss, thr = vm.pid_stats()
+                    assert thr == base_thr, \
+                        "cycle %d: %d threads, %d before" % (i, thr, base_thr)
+                    if i == min(19, n - 1):
+                        warm = rss
+                assert_unharmed(vm, 1)
+                print("virt: %d cycles in %.0fs: RSS %d KiB at start, %d "
+                      "after %d, %d at end; threads %d" % (
+                          n, time.monotonic() - t0, base_rss, warm,
+                          min(20, n), rss, thr))
+                if n > 20:
+                    assert rss - warm < 64 * (n - 20), \
+                        "RSS grew %d KiB over %d cycles" % (rss - warm,
+                                                            n - 20)
+    return scenario
+
+
+def refused(name, machine_opts, expected, smp=SMP, boot=True, extra=(),
+            ncpus=1):
+    """Configurations where CPU hotplug cannot work: a clear error on
+    device_add, the VM keeps running."""
+    def scenario(r):
+        with VM(M, smp=smp, machine_opts=machine_opts, extra=extra,
+                paused=not boot) as vm:
+            if boot:
+                vm.wait_ready()
+            with r.case("virt/refused-%s" % name, vm):
+                e = vm.qmp.error_of("device_add", driver=DRV, id="x",
+                                    **core(1))
+                assert e.desc == expected, (e.desc, expected)
+                assert len(vm.qmp.cmd("query-cpus-fast")) == ncpus
+                if boot:
+                    check_running(vm)
+                    assert vm.alive()
+    return scenario
+
+
+def paused():
+    """Plug while paused before boot (as libvirt starts a domain)."""
+    def scenario(r):
+        with VM(M, smp=SMP, paused=True) as vm:
+            with r.case("virt/paused-before-boot-plug", vm):
+                vm.qmp.cmd("device_add", driver=DRV, id="pre1", **core(1))
+                vm.qmp.cmd("cont")
+                vm.wait_ready()
+                view = vm.cpus()
+                if view["online"] != {0, 1}:
+                    vm.wait_line(r"^@@EV \S+ online cpu1$", 30)
+                    view = vm.cpus()
+                assert view["online"] == {0, 1}, view
+            with r.case("virt/paused-plug-then-cont", vm):
+                vm.qmp.cmd("stop")
+                since = vm.mark()
+                vm.qmp.cmd("device_add", driver=DRV, id="pp", **core(2))
+                time.sleep(1)
+                assert "@@EV" not in vm.text(since), vm.text(since)
+                vm.qmp.cmd("cont")
+                _, mt = vm.wait_line(r"^@@EV \S+ online cpu(\d+)$", 60, since)
+                cpu = int(mt.group(1))
+                assert cpu in vm.cpus()["online"]
+            with r.case("virt/paused-unplug-then-cont", vm):
+                vm.qmp.cmd("stop")
+                since = vm.mark()
+                vm.qmp.cmd("device_del", id="pp")
+                time.sleep(1)
+                assert "@@EV" not in vm.text(since), vm.text(since)
+                vm.qmp.cmd("cont")
+                vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 60, since)
+                assert vm.cpus()["online"] == {0, 1}
+                check_running(vm)
+    return scenario
+
+
+def migrate():
+    """A VM with a hot-plugged CPU migrates to a destination started with
+    that CPU on its command line (-device ...,id=c1), which can unplug it."""
+    def scenario(r):
+        f = "/tmp/virt-mig-%d.bin" % os.getpid()
+        cold = "%s,socket-id=0,cluster-id=0,core-id=1,thread-id=0,id=c1" % DRV
+        try:
+            with VM(M, smp=SMP) as src:
+                src.wait_ready()
+                with r.case("virt/migrate-source-plug", src):
+                    cpu = plug(src, "c1", core(1))["cpu"]
+                    src.qmp.cmd("migrate", uri="file:" + f)
+                    end = time.monotonic() + 60
+                    while src.qmp.cmd("query-migrate").get("status") != \
+                            "completed":
+                        assert time.monotonic() < end, "migration timeout"
+                        time.sleep(0.2)
+            with VM(M, smp=SMP, devices=[cold],
+                    extra=["-incoming", "defer"]) as dst:
+                with r.case("virt/migrate-destination", dst):
+                    dst.qmp.cmd("migrate-incoming", uri="file:" + f)
+                    end = time.monotonic() + 60
+                    while dst.qmp.cmd("query-status")["status"] != "running":
+                        assert time.monotonic() < end, "incoming timeout"
+                        time.sleep(0.2)
+                    view = dst.cpus()
+                    assert view["online"] == {0, cpu}, view
+                    w = dst.guest("work %d" % cpu)
+                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                    unplug(dst, "c1", cpu, core(1))
+                    cpu = plug(dst, "c2", core(2))["cpu"]
+                    w = dst.guest("work %d" % cpu)
+                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+        finally:
+            if os.path.exists(f):
+                os.unlink(f)
+    return scenario
+
+
+def single_thread_tcg():
+    def scenario(r):
+        with VM(M, smp="1,maxcpus=2", accel="tcg,thread=single") as vm:
+            vm.wait_ready()
+            props = free_slot(vm)
+            with r.case("virt/tcg-single-thread-plug-unplug", vm):
+                for i in range(3):
+                    cpu = plug(vm, "st%d" % i, props)["cpu"]
+                    w = vm.guest("work %d" % cpu)
+                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                    unplug(vm, "st%d" % i, cpu, props)
+                assert_unharmed(vm, 1)
+    return scenario
+
+
+# PSCI calls from a bare-metal image (no firmware, no ACPI): CPU_ON and
+# AFFINITY_INFO for MPIDR 1 (a possible CPU that is not plugged) and 7 (not
+# a possible CPU); each result is printed as chr(0x40 + result).
+def _psci_image():
+    import struct
+
+    def movz(rd, imm, hw=0):
+        return 0xD2800000 | hw << 21 | imm << 5 | rd
+
+    def movk(rd, imm, hw):
+        return 0xF2800000 | hw << 21 | imm << 5 | rd
+
+    def call(fn, mpidr, entry):
+        return [movz(0, fn), movk(0, 0xC400, 1), movz(1, mpidr),
+                movz(2, entry & 0xffff), movk(2, entry >> 16, 1),
+                movz(3, 0), 0xD4000002,                     # hvc #0
+                0x11000000 | 0x40 << 10 | 0 << 5 | 4,       # add w4, w0, #0x40
+                0xB9000000 | 5 << 5 | 4]                    # str w4, [x5]
+    code = [movz(5, 0x0900, 1)]                             # x5 = UART DR
+    code += call(3, 1, 0x40000080) + call(3, 7, 0x40000080)  # CPU_ON
+    code += call(4, 1, 0) + call(4, 7, 0)                   # AFFINITY_INFO
+    code += [movz(4, 0x0a), 0xB9000000 | 5 << 5 | 4, 0x14000000]
+    return b"".join(struct.pack("<I", c) for c in code)
+
+
+def psci():
+    """PSCI CPU_ON of a possible but absent CPU answers DENIED (-3), not
+    INVALID_PARAMETERS (-2); AFFINITY_INFO reports it OFF (1)."""
+    def scenario(r):
+        import subprocess
+        import tempfile
+        with r.case("virt/psci-cpu-on-absent-denied"):
+            with tempfile.NamedTemporaryFile(suffix=".bin") as img:
+                img.write(_psci_image())
+                img.flush()
+                binary = os.path.join(_vm.QEMU_BUILD, "qemu-system-aarch64")
+                proc = subprocess.Popen(
+                    [binary, "-M", "virt,gic-version=3", "-cpu", "max",
+                     "-accel", "tcg", "-smp", "1,maxcpus=4", "-m", "256M",
+                     "-nodefaults", "-display", "none", "-serial", "stdio",
+                     "-kernel", img.name], stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT)
+                try:
+                    out = proc.stdout.readline().decode(errors="replace")
+                finally:
+                    proc.kill()
+                    proc.wait()
+                res = [ord(c) - 0x40 for c in out.strip()]
+                # CPU_ON(1) DENIED, CPU_ON(7) INVALID, AFF(1) OFF, AFF(7) INV
+                assert res == [-3, -2, 1, -2], (out, res)
+    return scenario
+
+
+def scenarios():
+    return [
+        ("virt/basic", basic()),
+        ("virt/topology", topology()),
+        ("virt/cycles", cycles(int(os.environ.get("VIRT_CYCLES", 50)))),
+        ("virt/paused", paused()),
+        ("virt/migrate", migrate()),
+        ("virt/single-thread", single_thread_tcg()),
+        ("virt/psci", psci()),
+        ("virt/refused-gicv2", refused(
+            "gicv2", "gic-version=2",
+            "CPU hotplug on the virt machine requires gic-version=3 or "
+            "later")),
+        ("virt/refused-no-acpi", refused(
+            "no-acpi", "acpi=off",
+            "CPU hotplug on the virt machine requires ACPI (an AArch64 CPU, "
+            "UEFI firmware and acpi=on)")),
+        ("virt/refused-old-machine", refused(
+            "virt-9.2", "", "CPU hotplug on the virt machine is not "
+            "supported by this machine type", boot=False,
+            extra=["-M", "virt-9.2"])),
+        ("virt/maxcpus-equals-cpus", refused(
+            "all-slots-taken", "", "CPU[1] with socket-id 0, cluster-id 0, "
+            "core-id 1, thread-id 0 exists", smp="2", ncpus=2)),
+    ]
+
+
+if __name__ == "__main__":
+    import harness
+    c = harness.run(scenarios(), jobs=int(os.environ.get("JOBS", 1)),
+                    pattern=sys.argv[1] if len(sys.argv) > 1 else None)
+    print("virt e2e: %d passed, %d failed, %d skipped" % (
+        c["PASS"], c["FAIL"] + c["XPASS"], c["SKIP"]))
+    sys.exit(1 if c["FAIL"] + c["XPASS"] else 0)
