@@ -16,7 +16,8 @@ q_ok=0 q_fail=0 q_skip=0
 qtests() { # LOG [meson test args...]: run, print results, add up counts
     log=$OUT/$1; shift
     (cd "$BDIR" && sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
-        --print-errorlogs --num-processes 2 "$@") > "$log" 2>&1
+        --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@") \
+        > "$log" 2>&1
     grep -E '^ *[0-9]+/[0-9]+ ' "$log"
     ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log")
     if [ -z "$ok" ]; then
@@ -32,23 +33,34 @@ qtests() { # LOG [meson test args...]: run, print results, add up counts
     grep -q '^Fail: *[1-9]\|^Timeout: *[1-9]' "$log" && tail -60 "$log"
     return 0
 }
+# The virt case that boots UEFI firmware takes it from here.
+export QTEST_AARCH64_BIOS=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/numa-test \
-    qtest-aarch64/numa-test
+    qtest-aarch64/cpu-plug-test qtest-aarch64/numa-test
 # bios-tables-test proves that the default pc/q35 tables did not change.
-# Its microvm cases hang here on the unpatched base as well (Debian's
-# bios-microvm.bin does not boot their virtio-mmio disk under TCG): skip
-# them by name and count them as skipped; the e2e case
-# microvm/tables-as-stock compares microvm's tables with the same blobs.
-MICROVM_ACPI="/x86_64/acpi/microvm /x86_64/acpi/microvm/usb
+# Some of its cases fail here on the unpatched base as well, because of
+# Debian's firmware, not of QEMU's tables: skip them by name and count
+# them as skipped.
+# - microvm: they hang (Debian's bios-microvm.bin does not boot their
+#   virtio-mmio disk under TCG).  The e2e case microvm/tables-as-stock
+#   compares microvm's DSDT and MADT with the same expected blobs.
+# - dimmpxm: Debian's SeaBIOS 1.16.2 places the NVDIMM buffer one page
+#   away from where QEMU's expected SSDT (made with QEMU's own SeaBIOS
+#   build) says: "MEMA 0x07FFF000" instead of 0x07FFE000.
+# - q35/mmio64: the same SeaBIOS puts the 64-bit PCI window at 8 GiB
+#   (0x200000000); the expected DSDT has it at 0xFF00000000.
+ENV_FAILS="/x86_64/acpi/microvm /x86_64/acpi/microvm/usb
     /x86_64/acpi/microvm/rtc /x86_64/acpi/microvm/ioapic2
     /x86_64/acpi/microvm/oem-fields /x86_64/acpi/microvm/pcie
-    /x86_64/acpi/microvm/acpierst"
+    /x86_64/acpi/microvm/acpierst
+    /x86_64/acpi/piix4/dimmpxm /x86_64/acpi/q35/dimmpxm
+    /x86_64/acpi/q35/mmio64"
 skips=""
-for p in $MICROVM_ACPI; do skips="$skips -s $p"; done
+for p in $ENV_FAILS; do skips="$skips -s $p"; done
 qtests bios-tables.log --test-args "$skips" qtest-x86_64/bios-tables-test
 n=$(grep -c 'SKIP by request' "$OUT/bios-tables.log" || true)
-[ "$n" -gt 0 ] && echo "   skipped $n bios-tables-test microvm cases" \
-    "(they hang on the unpatched base too; see scripts/check.sh)"
+[ "$n" -gt 0 ] && echo "   skipped $n bios-tables-test cases that fail on" \
+    "the unpatched base too, because of Debian's firmware (scripts/check.sh)"
 q_skip=$((q_skip + n))
 
 echo "== end-to-end scenarios (real guests)"

@@ -9,7 +9,7 @@ JSON (default build/bench.json).  Figures, not assertions.
   boot      guest boot time for maxcpus 8/64/255
   rss       QEMU RSS and threads before and after --cycles plug/unplug
 
-usage: bench.py [--machines q35,pc] [--rounds 10] [--cycles 100] [--full]
+usage: bench.py [--machines q35,microvm,virt] [--rounds 10] [--cycles 100] [--full]
 """
 import argparse
 import json
@@ -92,7 +92,7 @@ def rss(m, cycles):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--machines", default="q35,pc")
+    ap.add_argument("--machines", default="q35,microvm,virt")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--full", action="store_true", help="also maxcpus 255")

@@ -392,7 +392,7 @@ def scenarios():
     return [
         ("virt/basic", basic()),
         ("virt/topology", topology()),
-        ("virt/cycles", cycles(int(os.environ.get("VIRT_CYCLES", 50)))),
+        ("virt/cycles", cycles(int(os.environ.get("VIRT_CYCLES", 200)))),
         ("virt/paused", paused()),
         ("virt/migrate", migrate()),
         ("virt/single-thread", single_thread_tcg()),
