@@ -12,6 +12,7 @@ import time
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import test_x86
 import vm as _vm
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
                      expect_error, assert_unharmed, check_running)
@@ -193,38 +194,6 @@ def topology():
     return scenario
 
 
-def cycles(n=50):
-    """Plug/unplug cycles over the free slots: no abort, DEVICE_DELETED
-    every time, QEMU's threads and memory come back."""
-    def scenario(r):
-        with VM(M, smp=SMP) as vm:
-            vm.wait_ready()
-            free = [s["props"] for s in slots(vm) if "qom-path" not in s]
-            with r.case("virt/cycles-%d" % n, vm):
-                base_rss, base_thr = vm.pid_stats()
-                warm = rss = thr = None
-                t0 = time.monotonic()
-                for i in range(n):
-                    props = free[i % len(free)]
-                    cpu = plug(vm, "cyc%d" % i, props)["cpu"]
-                    unplug(vm, "cyc%d" % i, cpu, props)
-                    rss, thr = vm.pid_stats()
-                    assert thr == base_thr, \
-                        "cycle %d: %d threads, %d before" % (i, thr, base_thr)
-                    if i == min(19, n - 1):
-                        warm = rss
-                assert_unharmed(vm, 1)
-                print("virt: %d cycles in %.0fs: RSS %d KiB at start, %d "
-                      "after %d, %d at end; threads %d" % (
-                          n, time.monotonic() - t0, base_rss, warm,
-                          min(20, n), rss, thr))
-                if n > 20:
-                    assert rss - warm < 64 * (n - 20), \
-                        "RSS grew %d KiB over %d cycles" % (rss - warm,
-                                                            n - 20)
-    return scenario
-
-
 def refused(name, machine_opts, expected, smp=SMP, boot=True, extra=(),
             ncpus=1):
     """Configurations where CPU hotplug cannot work: a clear error on
@@ -242,42 +211,6 @@ def refused(name, machine_opts, expected, smp=SMP, boot=True, extra=(),
                 if boot:
                     check_running(vm)
                     assert vm.alive()
-    return scenario
-
-
-def paused():
-    """Plug while paused before boot (as libvirt starts a domain)."""
-    def scenario(r):
-        with VM(M, smp=SMP, paused=True) as vm:
-            with r.case("virt/paused-before-boot-plug", vm):
-                vm.qmp.cmd("device_add", driver=DRV, id="pre1", **core(1))
-                vm.qmp.cmd("cont")
-                vm.wait_ready()
-                view = vm.cpus()
-                if view["online"] != {0, 1}:
-                    vm.wait_line(r"^@@EV \S+ online cpu1$", 30)
-                    view = vm.cpus()
-                assert view["online"] == {0, 1}, view
-            with r.case("virt/paused-plug-then-cont", vm):
-                vm.qmp.cmd("stop")
-                since = vm.mark()
-                vm.qmp.cmd("device_add", driver=DRV, id="pp", **core(2))
-                time.sleep(1)
-                assert "@@EV" not in vm.text(since), vm.text(since)
-                vm.qmp.cmd("cont")
-                _, mt = vm.wait_line(r"^@@EV \S+ online cpu(\d+)$", 60, since)
-                cpu = int(mt.group(1))
-                assert cpu in vm.cpus()["online"]
-            with r.case("virt/paused-unplug-then-cont", vm):
-                vm.qmp.cmd("stop")
-                since = vm.mark()
-                vm.qmp.cmd("device_del", id="pp")
-                time.sleep(1)
-                assert "@@EV" not in vm.text(since), vm.text(since)
-                vm.qmp.cmd("cont")
-                vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 60, since)
-                assert vm.cpus()["online"] == {0, 1}
-                check_running(vm)
     return scenario
 
 
@@ -392,8 +325,9 @@ def scenarios():
     return [
         ("virt/basic", basic()),
         ("virt/topology", topology()),
-        ("virt/cycles", cycles(int(os.environ.get("VIRT_CYCLES", 200)))),
-        ("virt/paused", paused()),
+        ("virt/cycles", test_x86.cycles(
+            M, int(os.environ.get("VIRT_CYCLES", 200)), smp=SMP)),
+        ("virt/paused", test_x86.paused(M, SMP, core(1), core(2))),
         ("virt/migrate", migrate()),
         ("virt/single-thread", single_thread_tcg()),
         ("virt/psci", psci()),
