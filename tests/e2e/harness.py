@@ -8,13 +8,12 @@ a failure, so a fixed defect cannot keep hiding behind its mark.
 """
 import fnmatch
 import json
+import os
 import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-
-import os
 
 # case-name pattern -> the defect that makes it fail on this tree.
 # Empty: the series fixes every defect the scenarios know about.
