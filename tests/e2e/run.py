@@ -9,6 +9,9 @@ import harness          # noqa: E402
 import test_x86         # noqa: E402
 import test_microvm     # noqa: E402
 import test_virt        # noqa: E402
+import test_libvirt     # noqa: E402
+import test_migration   # noqa: E402
+import test_unplug      # noqa: E402
 
 
 def main():
@@ -18,7 +21,9 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     scen = (test_x86.scenarios() + test_microvm.scenarios() +
-            test_virt.scenarios())
+            test_virt.scenarios() + test_migration.scenarios() +
+            test_unplug.scenarios() +
+            test_libvirt.scenarios())
     c = harness.run(scen, jobs=a.j, pattern=a.k, json_out=a.json)
     failed = c["FAIL"] + c["XPASS"]
     print("e2e: %d passed, %d failed, %d skipped, %d known failures"
