@@ -3,7 +3,7 @@
 # Debian's archive only.  Idempotent: a warm machine skips what it has.
 set -eu
 
-STAMP=/var/lib/vcpu-hotplug-setup.v1
+STAMP=/var/lib/vcpu-hotplug-setup.v2
 [ -f "$STAMP" ] && [ "${FORCE_SETUP:-0}" = 0 ] && exit 0
 
 export DEBIAN_FRONTEND=noninteractive
@@ -44,5 +44,21 @@ apt-get install -y -q --no-install-recommends \
     acpica-tools cpio xz-utils zstd file
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     meson python3-pycotap
+
+# libvirt 11.3 for tests/e2e/test_libvirt.py.  Its qemu driver needs
+# systemd-container: take the one of the installed systemd, so that
+# systemd itself is not upgraded.
+sc=systemd-container
+v=$(dpkg-query -W -f '${Version}' systemd 2>/dev/null || true)
+[ -n "$v" ] && apt-cache madison systemd-container | grep -q " $v " &&
+    sc="systemd-container=$v"
+apt-get install -y -q --no-install-recommends "$sc" \
+    libvirt-daemon/bookworm-backports libvirt-clients/bookworm-backports \
+    libvirt-daemon-driver-qemu/bookworm-backports
+# The test starts libvirtd by hand (no systemd here); QEMU runs as root.
+conf=/etc/libvirt/qemu.conf
+grep -q '^user = "root"' "$conf" ||
+    printf '# vcpu-hotplug setup-host.sh\nuser = "root"\ngroup = "root"\n' \
+        >> "$conf"
 
 touch "$STAMP"

@@ -261,23 +261,35 @@ def single_thread_tcg(m):
     return scenario
 
 
-def kernel_612(m):
+def kernel_612(m, accel=None):
     """Debian's current kernel ignores CPUs that are neither Enabled nor
     Online Capable when it does not recognise the hypervisor (TCG):
-    acpi-online-capable=on describes them as ACPI 6.3 asks."""
+    acpi-online-capable=on describes them as ACPI 6.3 asks.  accel:
+    e.g. "tcg,thread=single" (one round-robin thread for every vCPU)."""
+    what = "tcg-single-thread" if accel else "online-capable"
+
     def scenario(r):
-        with VM(m, smp="1,maxcpus=4", kernel="vmlinuz-x86-6.12",
+        with VM(m, smp="1,maxcpus=4", kernel="vmlinuz-x86-6.12", accel=accel,
                 machine_opts="acpi-online-capable=on") as vm:
             vm.wait_ready()
-            with r.case("%s/linux-6.12-online-capable-plug-unplug" % m, vm):
+            with r.case("%s/linux-6.12-%s-plug-unplug" % (m, what), vm):
                 view = vm.cpus()
                 assert view["possible"] == {0, 1, 2, 3}, view
                 for i in range(2):
                     props = free_slot(vm)
+                    since = vm.mark()
                     cpu = plug(vm, "k%d" % i, props)["cpu"]
                     w = vm.guest("work %d" % cpu)
                     assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
                     unplug(vm, "k%d" % i, cpu, props)
+                    # 6.12 also reports bind/unbind of the cpuN device
+                    ev = [l.split()[2] for l in vm.text(since).split("\n")
+                          if l.startswith("@@EV ") and
+                          l.endswith(" cpu%d" % cpu) and l.split()[2] in
+                          ("add", "online", "offline", "remove")]
+                    assert ev == ["add", "online", "offline", "remove"], \
+                        "guest events for cpu%d: %s" % (cpu, ev)
+                assert_unharmed(vm, 1)
     return scenario
 
 
@@ -306,5 +318,10 @@ def scenarios():
     out += [("q35/topology", topology("q35")),
             ("q35/single-thread", single_thread_tcg("q35")),
             ("q35/linux-6.12", kernel_612("q35")),
+            ("pc/linux-6.12", kernel_612("pc")),
+            ("q35/linux-6.12-single-thread",
+             kernel_612("q35", "tcg,thread=single")),
+            ("pc/linux-6.12-single-thread",
+             kernel_612("pc", "tcg,thread=single")),
             ("q35/apic-id-limit", apic_id_limit("q35"))]
     return out
