@@ -9,6 +9,7 @@ import time
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
                      check_running)
 from vm import VM, QEMU_BUILD, MACHINES, FW_DIRS
+from test_migration import migrate, device_arg
 
 MACHINES_ALL = ("pc", "q35", "microvm", "virt")
 TIMEOUT = 3          # cpu-unplug-timeout of these scenarios, seconds
@@ -194,6 +195,54 @@ def forever(m):
     return scenario
 
 
+def migrate_pending(m):
+    """A request pending at migration stays pending on the destination,
+    times out there, and the CPU can be unplugged afterwards."""
+    opts = "cpu-unplug-timeout=6"
+
+    def scenario(r):
+        dst = None
+        with VM(m, machine_opts=opts, name="pend-src") as src:
+            src.wait_ready()
+            props = free_slot(src)
+            cpu = plug(src, "cpu1", props)["cpu"]
+            with r.case("%s/migrate-pending-unplug" % m, src):
+                assert src.guest("deaf 1") == ["@@DEAF 1"]
+                q = src.qmp.mark()
+                src.qmp.cmd("device_del", id="cpu1")
+                t_del = time.monotonic()
+                assert pending(src, props) is True
+                drv = slot_of(src, props)["type"]
+                dst = VM(m, machine_opts=opts, name="pend-dst",
+                         devices=[device_arg("cpu1", drv, props)],
+                         extra=["-incoming", "defer"])
+                try:
+                    migrate(src, dst)
+                except BaseException:
+                    dst.close()
+                    dst = None
+                    raise
+                assert not src.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR",
+                                               q)
+                assert pending(dst, props) is True
+        if dst is None:
+            return
+        with dst:
+            with r.case("%s/migrate-pending-times-out-on-destination" % m,
+                        dst):
+                t, ev = dst.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR", 30,
+                                           0, device="cpu1")
+                assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
+                print("%s: DEVICE_UNPLUG_GUEST_ERROR on the destination "
+                      "%.1fs after device_del on the source" % (m, t - t_del))
+                assert pending(dst, props) is False
+                assert_working(dst, "cpu1", cpu, props)
+            with r.case("%s/migrate-pending-then-unplug" % m, dst):
+                assert dst.guest("deaf 0") == ["@@DEAF 0"]
+                unplug(dst, "cpu1", cpu, props)
+    return scenario
+
+
 def property_checks(r):
     """Default value per machine, and a bad value is refused by name."""
     for m in MACHINES_ALL:
@@ -234,5 +283,6 @@ def scenarios():
     for m in MACHINES_ALL:
         out += [("%s/refused" % m, refused(m)),
                 ("%s/ignored" % m, ignored(m)),
-                ("%s/forever" % m, forever(m))]
+                ("%s/forever" % m, forever(m)),
+                ("%s/migrate-pending" % m, migrate_pending(m))]
     return out
