@@ -24,7 +24,8 @@ if [ ! -f "$BDIR/build.ninja" ]; then
 fi
 cd "$BDIR"
 ninja ${NINJA_ARGS:-} qemu-system-x86_64 qemu-system-aarch64 \
-    tests/qtest/cpu-plug-test tests/qtest/bios-tables-test \
+    tests/qtest/cpu-plug-test tests/qtest/cpu-unplug-test \
+    tests/qtest/bios-tables-test \
     tests/qtest/numa-test tests/qtest/device-introspect-test
 
 # Debian strips the firmware blobs from its source.  A QEMU run from the

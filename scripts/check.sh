@@ -35,7 +35,8 @@ qtests() { # LOG [meson test args...]: run, print results, add up counts
 }
 # The virt case that boots UEFI firmware takes it from here.
 export QTEST_AARCH64_BIOS=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
-qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/numa-test \
+qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/cpu-unplug-test \
+    qtest-x86_64/numa-test qtest-aarch64/cpu-unplug-test \
     qtest-aarch64/cpu-plug-test qtest-aarch64/numa-test
 # bios-tables-test proves that the default pc/q35 tables did not change.
 # Some of its cases fail here on the unpatched base as well, because of

@@ -1,0 +1,270 @@
+/*
+ * QTest testcase for CPU hot-unplug requests that the guest refuses or
+ * does not answer: DEVICE_UNPLUG_GUEST_ERROR, the cpu-unplug-timeout
+ * machine property and the unplug-pending member of
+ * query-hotpluggable-cpus.  No guest runs: the test moves the virtual
+ * clock and plays the guest's part on the ACPI CPU hotplug registers.
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+
+#define SEC (1000 * 1000 * 1000LL)
+#define TIMEOUT 5                   /* cpu-unplug-timeout of the tests */
+
+/* ACPI CPU hotplug register block (hw/acpi/cpu.c) */
+#define CPUHP_SELECTOR      0x0
+#define CPUHP_FLAGS         0x4
+#define CPUHP_CMD           0x5
+#define CPUHP_DATA          0x8
+#define CPUHP_FLAG_ENABLED  0x1
+#define CPUHP_FLAG_INSERT   0x2
+#define CPUHP_FLAG_EJECT    0x8
+#define CPUHP_CMD_OST_EVENT 0x1
+#define CPUHP_CMD_OST_STATUS 0x2
+
+typedef struct UnplugTest {
+    const char *machine;    /* -machine, then -smp 1,maxcpus=2 */
+    const char *extra;
+    const char *driver;
+    bool io;                /* the register block is in I/O space */
+    uint64_t regs;          /* its base */
+} UnplugTest;
+
+static void reg_write(QTestState *qts, const UnplugTest *t, int reg,
+                      uint32_t val, int size)
+{
+    if (t->io && size == 1) {
+        qtest_outb(qts, t->regs + reg, val);
+    } else if (t->io) {
+        qtest_outl(qts, t->regs + reg, val);
+    } else if (size == 1) {
+        qtest_writeb(qts, t->regs + reg, val);
+    } else {
+        qtest_writel(qts, t->regs + reg, val);
+    }
+}
+
+/* Flags of possible CPU 1 */
+static uint8_t cpu1_flags(QTestState *qts, const UnplugTest *t)
+{
+    reg_write(qts, t, CPUHP_SELECTOR, 1, 4);
+    return t->io ? qtest_inb(qts, t->regs + CPUHP_FLAGS) :
+                   qtest_readb(qts, t->regs + CPUHP_FLAGS);
+}
+
+static void cpu1_set_flag(QTestState *qts, const UnplugTest *t, uint8_t flag)
+{
+    reg_write(qts, t, CPUHP_SELECTOR, 1, 4);
+    reg_write(qts, t, CPUHP_FLAGS, flag, 1);
+}
+
+/* The query-hotpluggable-cpus entry of possible CPU 1 (of 2) */
+static QDict *slot1(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{'execute': 'query-hotpluggable-cpus'}");
+    QList *slots = qdict_get_qlist(resp, "return");
+    QDict *entry;
+
+    /* the list is in reverse order of the possible CPUs */
+    g_assert_cmpint(qlist_size(slots), ==, 2);
+    entry = qobject_to(QDict, qlist_peek(slots));
+    qobject_ref(entry);
+    qobject_unref(resp);
+    return entry;
+}
+
+static bool cpu1_plugged(QTestState *qts)
+{
+    QDict *s = slot1(qts);
+    bool plugged = qdict_haskey(s, "qom-path");
+
+    if (plugged) {
+        g_assert_cmpstr(qdict_get_str(s, "qom-path"), ==,
+                        "/machine/peripheral/c1");
+    }
+    qobject_unref(s);
+    return plugged;
+}
+
+static bool unplug_pending(QTestState *qts)
+{
+    QDict *s = slot1(qts);
+    bool pending;
+
+    g_assert_cmpstr(qdict_get_try_str(s, "qom-path"), ==,
+                    "/machine/peripheral/c1");
+    g_assert(qdict_haskey(s, "unplug-pending"));
+    pending = qdict_get_bool(s, "unplug-pending");
+    qobject_unref(s);
+    return pending;
+}
+
+static QTestState *start(const UnplugTest *t)
+{
+    QTestState *qts;
+    QDict *s, *props;
+
+    qts = qtest_initf("-machine %s,cpu-unplug-timeout=%d -smp 1,maxcpus=2 "
+                      "-nodefaults %s", t->machine, TIMEOUT, t->extra);
+    if (t->io) {
+        /* what the DSDT's _INI does: leave legacy CPU hotplug mode */
+        qtest_outb(qts, t->regs, 0);
+    }
+    s = slot1(qts);
+    props = qdict_clone_shallow(qdict_get_qdict(s, "props"));
+    qobject_unref(s);
+    qdict_put_str(props, "id", "c1");
+    qtest_qmp_device_add_qdict(qts, t->driver, props);
+    qobject_unref(props);
+    g_assert_false(unplug_pending(qts));
+    return qts;
+}
+
+static void expect_guest_error(QTestState *qts)
+{
+    QDict *resp = qtest_qmp_eventwait_ref(qts, "DEVICE_UNPLUG_GUEST_ERROR");
+    QDict *data = qdict_get_qdict(resp, "data");
+
+    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "c1");
+    g_assert_cmpstr(qdict_get_str(data, "path"), ==,
+                    "/machine/peripheral/c1");
+    qobject_unref(resp);
+    g_assert_false(unplug_pending(qts));
+}
+
+/* Nobody ejects: the request times out; device_del restarts the timeout */
+static void test_timeout(const void *data)
+{
+    QTestState *qts = start(data);
+
+    qtest_qmp_device_del_send(qts, "c1");
+    g_assert_true(unplug_pending(qts));
+    qtest_clock_step(qts, (TIMEOUT - 1) * SEC);
+    g_assert_true(unplug_pending(qts));
+
+    /* sent again: the deadline moves to TIMEOUT from now */
+    qtest_qmp_device_del_send(qts, "c1");
+    qtest_clock_step(qts, 2 * SEC);
+    g_assert_true(unplug_pending(qts));
+    qtest_clock_step(qts, (TIMEOUT - 2) * SEC);
+    expect_guest_error(qts);
+
+    /* and a new request can be made */
+    qtest_qmp_device_del_send(qts, "c1");
+    g_assert_true(unplug_pending(qts));
+    qtest_quit(qts);
+}
+
+/* The guest answers the eject request with _OST "not supported" */
+static void test_refused(const void *data)
+{
+    const UnplugTest *t = data;
+    QTestState *qts = start(t);
+
+    qtest_qmp_device_del_send(qts, "c1");
+    reg_write(qts, t, CPUHP_SELECTOR, 1, 4);
+    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_EVENT, 1);
+    reg_write(qts, t, CPUHP_DATA, 0x3, 4);           /* eject request */
+    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_STATUS, 1);
+    reg_write(qts, t, CPUHP_DATA, 0x84, 4);          /* in progress */
+    g_assert_true(unplug_pending(qts));
+    reg_write(qts, t, CPUHP_DATA, 0x80, 4);          /* not supported */
+    expect_guest_error(qts);
+    g_assert(cpu1_flags(qts, t) & CPUHP_FLAG_ENABLED);
+
+    /* device_del again, and this time the guest ejects */
+    qtest_qmp_device_del_send(qts, "c1");
+    cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    g_assert_false(cpu1_plugged(qts));
+    qtest_quit(qts);
+}
+
+/* An eject without a pending request (or after a timeout) keeps the CPU */
+static void test_unrequested_eject(const void *data)
+{
+    const UnplugTest *t = data;
+    QTestState *qts = start(t);
+    uint8_t flags;
+
+    cpu1_set_flag(qts, t, CPUHP_FLAG_INSERT);       /* clear the event */
+    g_assert_false(cpu1_flags(qts, t) & CPUHP_FLAG_INSERT);
+    cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    flags = cpu1_flags(qts, t);
+    g_assert(flags & CPUHP_FLAG_ENABLED);
+    g_assert(flags & CPUHP_FLAG_INSERT);    /* Device Check for the guest */
+    g_assert_true(cpu1_plugged(qts));
+    g_assert_false(unplug_pending(qts));
+
+    /* the same after a request timed out */
+    qtest_qmp_device_del_send(qts, "c1");
+    qtest_clock_step(qts, (TIMEOUT + 1) * SEC);
+    expect_guest_error(qts);
+    cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    g_assert(cpu1_flags(qts, t) & CPUHP_FLAG_ENABLED);
+    g_assert_true(cpu1_plugged(qts));
+    g_assert_false(unplug_pending(qts));
+    qtest_quit(qts);
+}
+
+static void add(const char *machine, const UnplugTest *t)
+{
+    static const struct {
+        const char *name;
+        void (*fn)(const void *);
+    } tests[] = {
+        { "timeout", test_timeout },
+        { "refused", test_refused },
+        { "unrequested-eject", test_unrequested_eject },
+    };
+
+    if (!qtest_has_machine(machine)) {
+        return;
+    }
+    for (int i = 0; i < ARRAY_SIZE(tests); i++) {
+        g_autofree char *path = g_strdup_printf("cpu-unplug/%s/%s", machine,
+                                                tests[i].name);
+
+        qtest_add_data_func(path, t, tests[i].fn);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *arch = qtest_get_arch();
+    const char *bios = g_getenv("QTEST_AARCH64_BIOS");
+    static UnplugTest pc = {
+        "pc", "", "qemu64-x86_64-cpu", true, 0xaf00,
+    };
+    static UnplugTest q35 = {
+        "q35", "", "qemu64-x86_64-cpu", true, 0x0cd8,
+    };
+    static UnplugTest microvm = {
+        "microvm,acpi=on", "", "qemu64-x86_64-cpu", false, 0xfea00300,
+    };
+    static UnplugTest virt = {
+        "virt,gic-version=3", NULL, "max-arm-cpu", false, 0x090c0000,
+    };
+    g_autofree char *virt_extra = NULL;
+
+    g_test_init(&argc, &argv, NULL);
+
+    if (g_str_equal(arch, "x86_64")) {
+        add("pc", &pc);
+        add("q35", &q35);
+        add("microvm", &microvm);
+    } else if (g_str_equal(arch, "aarch64")) {
+        /* virt only creates its GED (ACPI) when it loads firmware */
+        virt_extra = g_strdup_printf("-cpu max -bios %s",
+                                     bios ? bios : "edk2-aarch64-code.fd");
+        virt.extra = virt_extra;
+        add("virt", &virt);
+    }
+    return g_test_run();
+}
