@@ -52,147 +52,142 @@ def no_event(vm, name, secs, since, **data):
     assert not got, "unexpected %s: %s" % (name, got)
 
 
+def with_cpu1(m, name, opts, body):
+    """A scenario: boot machine m with these machine options, plug cpu1
+    into a free slot, then body(r, vm, props, guest cpu number)."""
+    def scenario(r):
+        with VM(m, machine_opts=opts, name=name) as vm:
+            vm.wait_ready()
+            print("%s/%s: accel=%s" % (m, name, vm.accel))
+            props = free_slot(vm)
+            body(r, vm, props, plug(vm, "cpu1", props)["cpu"])
+    return scenario
+
+
 def refused(m):
     """The guest vetoes the eject: DEVICE_UNPLUG_GUEST_ERROR, CPU kept,
     and a later device_del succeeds."""
-    def scenario(r):
-        with VM(m, machine_opts="cpu-unplug-timeout=%d" % TIMEOUT,
-                name="refused") as vm:
-            vm.wait_ready()
-            print("%s/refused: accel=%s" % (m, vm.accel))
-            props = free_slot(vm)
-            cpu = plug(vm, "cpu1", props)["cpu"]
-            with r.case("%s/refused-guest-error" % m, vm):
-                assert pending(vm, props) is False
-                assert vm.guest("veto 1") == ["@@VETO 1"]
-                q, since = vm.qmp.mark(), vm.mark()
-                vm.qmp.cmd("device_del", id="cpu1")
-                # before the timeout could have fired
-                t, ev = vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
-                                          TIMEOUT - 1, q, device="cpu1")
-                assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
-                q_err = vm.qmp.mark()
-                ost = vm.qmp.find_events("ACPI_DEVICE_OST", q)
-                assert any(e["data"]["info"]["status"] not in (0, 0x84)
-                           for _, e in ost), "no failing _OST: %s" % ost
-                assert "remove cpu%d" % cpu not in vm.text(since)
-            with r.case("%s/refused-cpu-kept-working" % m, vm):
-                no_event(vm, "DEVICE_DELETED", 1, q)
-                assert pending(vm, props) is False
-                assert_working(vm, "cpu1", cpu, props)
-                # the refused request must not fire as a timeout later
-                no_event(vm, "DEVICE_UNPLUG_GUEST_ERROR", TIMEOUT, q_err)
-                errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
-                assert len(errs) == 1, errs
-            with r.case("%s/refused-then-retry-succeeds" % m, vm):
-                assert vm.guest("veto 0") == ["@@VETO 0"]
-                unplug(vm, "cpu1", cpu, props)
-    return scenario
+    def body(r, vm, props, cpu):
+        with r.case("%s/refused-guest-error" % m, vm):
+            assert pending(vm, props) is False
+            assert vm.guest("veto 1") == ["@@VETO 1"]
+            q, since = vm.qmp.mark(), vm.mark()
+            vm.qmp.cmd("device_del", id="cpu1")
+            # before the timeout could have fired
+            t, ev = vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
+                                      TIMEOUT - 1, q, device="cpu1")
+            assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
+            q_err = vm.qmp.mark()
+            ost = vm.qmp.find_events("ACPI_DEVICE_OST", q)
+            assert any(e["data"]["info"]["status"] not in (0, 0x84)
+                       for _, e in ost), "no failing _OST: %s" % ost
+            assert "remove cpu%d" % cpu not in vm.text(since)
+        with r.case("%s/refused-cpu-kept-working" % m, vm):
+            no_event(vm, "DEVICE_DELETED", 1, q)
+            assert pending(vm, props) is False
+            assert_working(vm, "cpu1", cpu, props)
+            # the refused request must not fire as a timeout later
+            no_event(vm, "DEVICE_UNPLUG_GUEST_ERROR", TIMEOUT, q_err)
+            errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
+            assert len(errs) == 1, errs
+        with r.case("%s/refused-then-retry-succeeds" % m, vm):
+            assert vm.guest("veto 0") == ["@@VETO 0"]
+            unplug(vm, "cpu1", cpu, props)
+    return with_cpu1(m, "refused", "cpu-unplug-timeout=%d" % TIMEOUT, body)
 
 
 def ignored(m):
     """The guest does not answer: pending is visible, device_del re-sends
     and restarts the timeout, DEVICE_UNPLUG_GUEST_ERROR, a late eject
     keeps the CPU, and device_del can succeed afterwards."""
-    def scenario(r):
-        with VM(m, machine_opts="cpu-unplug-timeout=%d" % TIMEOUT,
-                name="ignored") as vm:
-            vm.wait_ready()
-            print("%s/ignored: accel=%s" % (m, vm.accel))
-            props = free_slot(vm)
-            cpu = plug(vm, "cpu1", props)["cpu"]
-            with r.case("%s/ignored-pending-visible" % m, vm):
-                assert vm.guest("deaf 1") == ["@@DEAF 1"]
-                q, since = vm.qmp.mark(), vm.mark()
-                vm.qmp.cmd("device_del", id="cpu1")
-                assert pending(vm, props) is True
-                assert hmp_pending(vm, "cpu1") == "yes"
-            with r.case("%s/ignored-retry-resends" % m, vm):
-                time.sleep(TIMEOUT - 1.5)
-                t_retry = time.monotonic()
-                assert vm.qmp.cmd("device_del", id="cpu1") == {}
-                assert pending(vm, props) is True
-            with r.case("%s/ignored-timeout-guest-error" % m, vm):
-                t, ev = vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
-                                          TIMEOUT + 10, q, device="cpu1")
-                assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
-                waited = t - t_retry
-                print("%s/ignored: DEVICE_UNPLUG_GUEST_ERROR %.2fs after "
-                      "the re-sent device_del" % (m, waited))
-                # the second device_del restarted the timeout
-                assert waited >= TIMEOUT - 0.1, waited
-                assert pending(vm, props) is False
-                assert hmp_pending(vm, "cpu1") == "no"
-                assert "remove cpu%d" % cpu not in vm.text(since)
-            with r.case("%s/late-eject-keeps-cpu" % m, vm):
-                # The guest listens again and ejects the CPU on its own
-                # after the request was dropped: QEMU keeps the CPU and
-                # the guest brings it back after the Device Check.
-                assert vm.guest("deaf 0") == ["@@DEAF 0"]
-                since, q_del = vm.mark(), vm.qmp.mark()
-                slot = [i for i, s in enumerate(reversed(slots(vm)))
-                        if s["props"] == props][0]
-                assert vm.guest("eject %d" % cpu) == ["@@EJECT %d" % cpu]
-                vm.wait_line(r"^@@EV \S+ offline cpu%d$" % cpu, 30, since)
-                # the guest answers the Device Check QEMU sent
-                vm.qmp.wait_event("ACPI_DEVICE_OST", 30, q_del,
-                                  info={"device": "cpu1", "source": 1,
-                                        "status": 0, "slot": str(slot),
-                                        "slot-type": "CPU"})
-                if m == "virt":
-                    # Linux arm64 keeps the processor registered (present
-                    # and enabled) and only offline: an agent onlines it.
-                    view = vm.cpus()
-                    assert cpu in view["devs"] and cpu in view["enabled"], \
-                        view
-                    vm.guest("echo 1 > /sys/devices/system/cpu/cpu%d/online"
-                             % cpu)
-                vm.wait_line(r"^@@EV \S+ online cpu%d$" % cpu, 30, since)
-                no_event(vm, "DEVICE_DELETED", 1, q)
-                s = slot_of(vm, props)
-                assert s.get("qom-path") == "/machine/peripheral/cpu1", s
-                assert s["unplug-pending"] is False, s
-                assert_working(vm, "cpu1", cpu, props)
-                errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
-                assert len(errs) == 1, errs
-            with r.case("%s/after-timeout-unplug-succeeds" % m, vm):
-                unplug(vm, "cpu1", cpu, props)
-    return scenario
+    def body(r, vm, props, cpu):
+        with r.case("%s/ignored-pending-visible" % m, vm):
+            assert vm.guest("deaf 1") == ["@@DEAF 1"]
+            q, since = vm.qmp.mark(), vm.mark()
+            vm.qmp.cmd("device_del", id="cpu1")
+            assert pending(vm, props) is True
+            assert hmp_pending(vm, "cpu1") == "yes"
+        with r.case("%s/ignored-retry-resends" % m, vm):
+            time.sleep(TIMEOUT - 1.5)
+            t_retry = time.monotonic()
+            assert vm.qmp.cmd("device_del", id="cpu1") == {}
+            assert pending(vm, props) is True
+        with r.case("%s/ignored-timeout-guest-error" % m, vm):
+            t, ev = vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
+                                      TIMEOUT + 10, q, device="cpu1")
+            assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
+            waited = t - t_retry
+            print("%s/ignored: DEVICE_UNPLUG_GUEST_ERROR %.2fs after "
+                  "the re-sent device_del" % (m, waited))
+            # the second device_del restarted the timeout
+            assert waited >= TIMEOUT - 0.1, waited
+            assert pending(vm, props) is False
+            assert hmp_pending(vm, "cpu1") == "no"
+            assert "remove cpu%d" % cpu not in vm.text(since)
+        with r.case("%s/late-eject-keeps-cpu" % m, vm):
+            # The guest listens again and ejects the CPU on its own
+            # after the request was dropped: QEMU keeps the CPU and
+            # the guest brings it back after the Device Check.
+            assert vm.guest("deaf 0") == ["@@DEAF 0"]
+            since, q_del = vm.mark(), vm.qmp.mark()
+            slot = [i for i, s in enumerate(reversed(slots(vm)))
+                    if s["props"] == props][0]
+            assert vm.guest("eject %d" % cpu) == ["@@EJECT %d" % cpu]
+            vm.wait_line(r"^@@EV \S+ offline cpu%d$" % cpu, 30, since)
+            # the guest answers the Device Check QEMU sent
+            vm.qmp.wait_event("ACPI_DEVICE_OST", 30, q_del,
+                              info={"device": "cpu1", "source": 1,
+                                    "status": 0, "slot": str(slot),
+                                    "slot-type": "CPU"})
+            if m == "virt":
+                # Linux arm64 keeps the processor registered (present
+                # and enabled) and only offline: an agent onlines it.
+                view = vm.cpus()
+                assert cpu in view["devs"] and cpu in view["enabled"], \
+                    view
+                vm.guest("echo 1 > /sys/devices/system/cpu/cpu%d/online"
+                         % cpu)
+            vm.wait_line(r"^@@EV \S+ online cpu%d$" % cpu, 30, since)
+            no_event(vm, "DEVICE_DELETED", 1, q)
+            s = slot_of(vm, props)
+            assert s.get("qom-path") == "/machine/peripheral/cpu1", s
+            assert s["unplug-pending"] is False, s
+            assert_working(vm, "cpu1", cpu, props)
+            errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
+            assert len(errs) == 1, errs
+        with r.case("%s/after-timeout-unplug-succeeds" % m, vm):
+            unplug(vm, "cpu1", cpu, props)
+    return with_cpu1(m, "ignored", "cpu-unplug-timeout=%d" % TIMEOUT, body)
 
 
 def forever(m):
     """cpu-unplug-timeout=0 waits as long as it takes: the request stays
     pending while the guest is deaf and completes when it listens."""
-    def scenario(r):
-        with VM(m, machine_opts="cpu-unplug-timeout=0",
-                name="forever") as vm:
-            vm.wait_ready()
-            props = free_slot(vm)
-            cpu = plug(vm, "cpu1", props)["cpu"]
-            with r.case("%s/timeout-0-stays-pending" % m, vm):
-                got = vm.qmp.cmd("qom-get", path="/machine",
-                                 property="cpu-unplug-timeout")
-                assert got == 0, got
-                assert vm.guest("deaf 1") == ["@@DEAF 1"]
-                q, since = vm.qmp.mark(), vm.mark()
+    def body(r, vm, props, cpu):
+        with r.case("%s/timeout-0-stays-pending" % m, vm):
+            got = vm.qmp.cmd("qom-get", path="/machine",
+                             property="cpu-unplug-timeout")
+            assert got == 0, got
+            assert vm.guest("deaf 1") == ["@@DEAF 1"]
+            q, since = vm.qmp.mark(), vm.mark()
+            vm.qmp.cmd("device_del", id="cpu1")
+            no_event(vm, "DEVICE_UNPLUG_GUEST_ERROR", TIMEOUT + 2, q)
+            assert pending(vm, props) is True
+            assert "remove cpu%d" % cpu not in vm.text(since)
+        with r.case("%s/timeout-0-completes-late" % m, vm):
+            # A deaf guest missed the notification; device_del
+            # re-sends it once the guest listens again.
+            assert vm.guest("deaf 0") == ["@@DEAF 0"]
+            if not vm.qmp.find_events("DEVICE_DELETED", q):
                 vm.qmp.cmd("device_del", id="cpu1")
-                no_event(vm, "DEVICE_UNPLUG_GUEST_ERROR", TIMEOUT + 2, q)
-                assert pending(vm, props) is True
-                assert "remove cpu%d" % cpu not in vm.text(since)
-            with r.case("%s/timeout-0-completes-late" % m, vm):
-                # A deaf guest missed the notification; device_del
-                # re-sends it once the guest listens again.
-                assert vm.guest("deaf 0") == ["@@DEAF 0"]
-                if not vm.qmp.find_events("DEVICE_DELETED", q):
-                    vm.qmp.cmd("device_del", id="cpu1")
-                t, ev = vm.qmp.wait_event("DEVICE_DELETED", 10, q,
-                                          device="cpu1")
-                assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
-                vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 10, since)
-                assert "qom-path" not in slot_of(vm, props)
-                errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
-                assert not errs, errs
-    return scenario
+            t, ev = vm.qmp.wait_event("DEVICE_DELETED", 10, q,
+                                      device="cpu1")
+            assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
+            vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 10, since)
+            assert "qom-path" not in slot_of(vm, props)
+            errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
+            assert not errs, errs
+    return with_cpu1(m, "forever", "cpu-unplug-timeout=0", body)
 
 
 def migrate_pending(m):
