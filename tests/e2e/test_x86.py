@@ -320,6 +320,7 @@ def scenarios():
     out += [("q35/cycles", cycles("q35", 200)), ("pc/cycles", cycles("pc"))]
     out += [("q35/topology", topology("q35")),
             ("q35/single-thread", single_thread_tcg("q35")),
+            ("pc/single-thread", single_thread_tcg("pc")),
             ("q35/linux-6.12", kernel_612("q35")),
             ("pc/linux-6.12", kernel_612("pc")),
             ("q35/linux-6.12-single-thread",
