@@ -11,14 +11,17 @@ the end.
 
 Fails (exit 1) if a cycle fails, if RSS grows by more than --bound-kib
 between cycle 50 and the end (default 8 MiB, i.e. more than 18 KiB a cycle
-over 450 cycles, far less than a leaked vCPU costs; measured on q35, pc,
-microvm and virt: 4.7 to 4.9 MiB, in steps of 2 to 4 MiB plus about
-1.5 KiB a cycle), or if the thread count grows.  Writes build/soak-<machine>.json.
+over 450 cycles, far less than a leaked vCPU costs), or if the thread count
+grows.  The growth that remains is TCG's translation cache filling (the
+guest patches its code when CPUs come and go, so code is translated
+again): RSS follows it in 2 MiB huge-page steps; the script prints the
+translated code size (HMP info jit) beside RSS to show it.  Writes build/soak-<machine>.json.
 
 usage: soak.py [--machine q35|pc|microvm|virt] [--cycles 500] [--bound-kib 8192]
 """
 import argparse
 import json
+import re
 import os
 import statistics
 import sys
@@ -42,6 +45,13 @@ def loads(vm):
 def load(vm, cpu):
     out = vm.guest("load %d" % cpu)
     assert any(l.startswith("@@LOAD %d " % cpu) for l in out), out
+
+
+def jit_kib(vm):
+    """KiB of translated code in TCG's code buffer (HMP info jit): RSS
+    follows it, in 2 MiB steps where the buffer has huge pages."""
+    m = re.search(r"gen code size\s+(\d+)/", vm.hmp.cmd("info jit"))
+    return int(m.group(1)) // 1024 if m else -1
 
 
 def stats(xs):
@@ -94,13 +104,16 @@ def main():
             lat["deleted"].append(u["deleted"])
             if i + 1 == WARM:
                 warm = vm.pid_stats()
+                jit_warm = jit_kib(vm)
             if (i + 1) % 50 == 0:
                 rss, thr = vm.pid_stats()
-                print("  cycle %3d: RSS %d KiB, %d threads, %.2f s/cycle" % (
-                    i + 1, rss, thr, statistics.mean(lat["cycle"][-50:])),
-                    flush=True)
+                print("  cycle %3d: RSS %d KiB, %d threads, translated code "
+                      "%d KiB, %.2f s/cycle" % (
+                          i + 1, rss, thr, jit_kib(vm),
+                          statistics.mean(lat["cycle"][-50:])), flush=True)
         t_end = time.monotonic()
         end = vm.pid_stats()
+        jit_end = jit_kib(vm)
         left = loads(vm)
         for _ in range(10):              # a loop may still be on its way out
             if left == [0]:
@@ -117,7 +130,8 @@ def main():
            "slots": free, "rss_kib_start": start[0],
            "rss_kib_after_%d" % WARM: warm[0], "rss_kib_end": end[0],
            "rss_delta_kib": delta, "bytes_per_cycle": delta * 1024 // n,
-           "bound_kib": a.bound_kib, "threads_start": start[1],
+           "bound_kib": a.bound_kib,
+           "jit_kib_after_%d" % WARM: jit_warm, "jit_kib_end": jit_end, "threads_start": start[1],
            "threads_after_%d" % WARM: warm[1], "threads_end": end[1],
            "latency_s": {k: stats(v) for k, v in lat.items()},
            "cycles_time_s": t_end - t_loop,
@@ -135,6 +149,9 @@ def main():
           "(%d bytes/cycle), threads %d -> %d" % (
               m, WARM, warm[0], a.cycles, end[0], delta,
               res["bytes_per_cycle"], warm[1], end[1]), flush=True)
+    print("soak %s: TCG translated code after %d = %d KiB, after %d = %d "
+          "KiB (grew %d KiB)" % (m, WARM, jit_warm, a.cycles, jit_end,
+                                  jit_end - jit_warm))
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
