@@ -1,10 +1,11 @@
 #!/bin/sh
 # Configure (once) and build the assembled tree: x86_64 and aarch64 system
 # emulators plus the qtests that make check runs.  ccache makes a rebuild
-# after a fresh unpack cheap.
+# after a fresh unpack cheap.  TREE, BDIR, CONFIGURE_EXTRA and TARGETS
+# let scripts/build-asan.sh build a variant elsewhere.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TREE=$ROOT/build/qemu
+TREE=${TREE:-$ROOT/build/qemu}
 BDIR=${BDIR:-$TREE/build}
 export PATH=/usr/lib/ccache:$PATH
 export CCACHE_DIR=${CCACHE_DIR:-/var/cache/vcpu-hotplug-ccache}
@@ -15,7 +16,7 @@ export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
 
 if [ ! -f "$BDIR/build.ninja" ]; then
     mkdir -p "$BDIR"
-    (cd "$BDIR" && ../configure --python=/usr/bin/python3 \
+    (cd "$BDIR" && "$TREE/configure" --python=/usr/bin/python3 \
         --target-list=x86_64-softmmu,aarch64-softmmu \
         --disable-docs --disable-rust --disable-user --disable-tools \
         --disable-guest-agent --disable-install-blobs --disable-werror \
@@ -23,10 +24,10 @@ if [ ! -f "$BDIR/build.ninja" ]; then
         ${CONFIGURE_EXTRA:-})
 fi
 cd "$BDIR"
-ninja ${NINJA_ARGS:-} qemu-system-x86_64 qemu-system-aarch64 \
+ninja ${NINJA_ARGS:-} ${TARGETS:-qemu-system-x86_64 qemu-system-aarch64 \
     tests/qtest/cpu-plug-test tests/qtest/cpu-unplug-test \
     tests/qtest/bios-tables-test \
-    tests/qtest/numa-test tests/qtest/device-introspect-test
+    tests/qtest/numa-test tests/qtest/device-introspect-test}
 
 # Debian strips the firmware blobs from its source.  A QEMU run from the
 # build tree (qtests) looks for firmware in its qemu-bundle, at the
