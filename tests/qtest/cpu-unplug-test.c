@@ -235,6 +235,11 @@ static void add(const char *machine, const UnplugTest *t)
     }
 }
 
+static void skip_no_firmware(const void *data)
+{
+    g_test_skip("no aarch64 UEFI firmware: set QTEST_AARCH64_BIOS");
+}
+
 int main(int argc, char **argv)
 {
     const char *arch = qtest_get_arch();
@@ -261,10 +266,17 @@ int main(int argc, char **argv)
         add("microvm", &microvm);
     } else if (g_str_equal(arch, "aarch64")) {
         /* virt only creates its GED (ACPI) when it loads firmware */
-        virt_extra = g_strdup_printf("-cpu max -bios %s",
-                                     bios ? bios : "edk2-aarch64-code.fd");
-        virt.extra = virt_extra;
-        add("virt", &virt);
+        if (!bios) {
+            bios = "pc-bios/edk2-aarch64-code.fd";
+        }
+        if (!g_file_test(bios, G_FILE_TEST_EXISTS)) {
+            qtest_add_data_func("cpu-unplug/virt/firmware", NULL,
+                                skip_no_firmware);
+        } else {
+            virt_extra = g_strdup_printf("-cpu max -bios %s", bios);
+            virt.extra = virt_extra;
+            add("virt", &virt);
+        }
     }
     return g_test_run();
 }
