@@ -100,6 +100,10 @@ def pick_accel(arch):
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
+# A kernel message (printk goes straight to the serial port) can start in
+# the middle of a line /init is writing: "@@EV 1.2 add cpu2[ 1.3] random:
+# crng init done".  Split such a line where the kernel's timestamp starts.
+KMSG_MID = re.compile(r"(?<=.)(?=\[ *\d+\.\d{6}\] )")
 
 
 class GuestTimeout(Exception):
@@ -164,7 +168,8 @@ class VM:
             line = ANSI_ESCAPE.sub("", raw.decode(errors="replace")
                                    .rstrip("\r\n"))
             with self.cond:
-                self.lines.append((time.monotonic(), line))
+                for part in KMSG_MID.split(line):
+                    self.lines.append((time.monotonic(), part))
                 self.cond.notify_all()
         with self.cond:
             self.lines.append((time.monotonic(), "@@EXIT"))
