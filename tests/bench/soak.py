@@ -37,7 +37,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from vm import VM, ROOT, pick_accel     # noqa: E402
+from vm import VM, ROOT, MACHINES, pick_accel  # noqa: E402
 from hotplug import plug, unplug, slots  # noqa: E402
 
 WARM = 50
@@ -85,7 +85,7 @@ def main():
     out = a.json or os.path.join(ROOT, "build", "soak-%s.json" % m)
     lat = {"online": [], "removed": [], "deleted": [], "cycle": []}
     t0 = time.monotonic()
-    accel = pick_accel("aarch64" if m == "virt" else "x86_64")
+    accel = pick_accel(MACHINES[m][0])
     if accel == "tcg" and a.tb_size:
         accel += ",tb-size=%d" % a.tb_size
     with VM(m, smp="1,maxcpus=4", accel=accel) as vm:
