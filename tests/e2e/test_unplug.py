@@ -7,6 +7,7 @@ import subprocess
 import time
 
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
+                     expect_error,
                      check_running)
 from vm import VM, QEMU_BUILD, MACHINES, FW_DIRS
 from test_migration import migrate, device_arg
@@ -101,29 +102,30 @@ def refused(m):
 
 
 def ignored(m):
-    """The guest does not answer: pending is visible, device_del re-sends
-    and restarts the timeout, DEVICE_UNPLUG_GUEST_ERROR, a late eject
-    keeps the CPU, and device_del can succeed afterwards."""
+    """With cpu-unplug-timeout set, the guest does not answer: pending is
+    visible, another device_del is refused until the deadline (qdev's
+    pending-unplug state), DEVICE_UNPLUG_GUEST_ERROR, a late eject keeps
+    the CPU, and device_del can succeed afterwards."""
     def body(r, vm, props, cpu):
         with r.case("%s/ignored-pending-visible" % m, vm):
             assert vm.guest("deaf 1") == ["@@DEAF 1"]
             q, since = vm.qmp.mark(), vm.mark()
+            t_del = time.monotonic()
             vm.qmp.cmd("device_del", id="cpu1")
             assert pending(vm, props) is True
             assert hmp_pending(vm, "cpu1") == "yes"
-        with r.case("%s/ignored-retry-resends" % m, vm):
+        with r.case("%s/ignored-retry-refused-until-timeout" % m, vm):
             time.sleep(TIMEOUT - 1.5)
-            t_retry = time.monotonic()
-            assert vm.qmp.cmd("device_del", id="cpu1") == {}
+            expect_error(vm, "Device cpu1 is already in the process of "
+                         "unplug", "device_del", id="cpu1")
             assert pending(vm, props) is True
         with r.case("%s/ignored-timeout-guest-error" % m, vm):
             t, ev = vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
                                       TIMEOUT + 10, q, device="cpu1")
             assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
-            waited = t - t_retry
+            waited = t - t_del
             print("%s/ignored: DEVICE_UNPLUG_GUEST_ERROR %.2fs after "
-                  "the re-sent device_del" % (m, waited))
-            # the second device_del restarted the timeout
+                  "device_del" % (m, waited))
             assert waited >= TIMEOUT - 0.1, waited
             assert pending(vm, props) is False
             assert hmp_pending(vm, "cpu1") == "no"
@@ -165,8 +167,9 @@ def ignored(m):
 
 
 def forever(m):
-    """cpu-unplug-timeout=0 waits as long as it takes: the request stays
-    pending while the guest is deaf and completes when it listens."""
+    """cpu-unplug-timeout=0 (the default) waits as long as it takes: the
+    request stays pending while the guest is deaf, device_del re-sends
+    it, and it completes when the guest listens."""
     def body(r, vm, props, cpu):
         with r.case("%s/timeout-0-stays-pending" % m, vm):
             got = vm.qmp.cmd("qom-get", path="/machine",
@@ -178,6 +181,8 @@ def forever(m):
             no_event(vm, "DEVICE_UNPLUG_GUEST_ERROR", TIMEOUT + 2, q)
             assert pending(vm, props) is True
             assert "remove cpu%d" % cpu not in vm.text(since)
+            # without a deadline another device_del re-sends at once
+            assert vm.qmp.cmd("device_del", id="cpu1") == {}
         with r.case("%s/timeout-0-completes-late" % m, vm):
             # A deaf guest missed the notification; device_del
             # re-sends it once the guest listens again.
@@ -191,7 +196,24 @@ def forever(m):
             assert "qom-path" not in slot_of(vm, props)
             errs = vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
             assert not errs, errs
-    return with_cpu1(m, "forever", "cpu-unplug-timeout=0", body)
+    return with_cpu1(m, "forever", "", body)
+
+
+def unrequested(m):
+    """Without cpu-unplug-timeout (the default) an eject the guest does on
+    its own is carried out, as in stock QEMU (firmware such as OVMF's SMM
+    CPU hot-unplug relies on it): DEVICE_DELETED, and the slot is free."""
+    def body(r, vm, props, cpu):
+        with r.case("%s/unrequested-eject-removes" % m, vm):
+            q, since = vm.qmp.mark(), vm.mark()
+            assert vm.guest("eject %d" % cpu) == ["@@EJECT %d" % cpu]
+            t, ev = vm.qmp.wait_event("DEVICE_DELETED", 30, q,
+                                      device="cpu1")
+            assert ev["data"]["path"] == "/machine/peripheral/cpu1", ev
+            vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 30, since)
+            assert "qom-path" not in slot_of(vm, props)
+            assert not vm.qmp.find_events("DEVICE_UNPLUG_GUEST_ERROR", q)
+    return with_cpu1(m, "unrequested", "", body)
 
 
 def migrate_pending(m):
@@ -255,7 +277,7 @@ def property_checks(r):
             line = [ln for ln in out.splitlines()
                     if "cpu-unplug-timeout=" in ln]
             assert line, "no cpu-unplug-timeout in -M %s,help" % mval
-            assert "(default: 15)" in line[0], line[0]
+            assert "(default: 0)" in line[0], line[0]
             qmp = ('{"execute": "qmp_capabilities"}\n'
                    '{"execute": "qom-get", "arguments": {"path": "/machine",'
                    ' "property": "cpu-unplug-timeout"}}\n'
@@ -264,7 +286,7 @@ def property_checks(r):
                 [binary, "-M", mval, "-display", "none", "-nodefaults",
                  "-S", "-qmp", "stdio"] + fw, input=qmp,
                 capture_output=True, text=True, timeout=60)
-            assert '{"return": 15}' in p.stdout, p.stdout + p.stderr
+            assert '{"return": 0}' in p.stdout, p.stdout + p.stderr
         with r.case("%s/cpu-unplug-timeout-bad-value" % m):
             for bad in ("soon", "-1", "4294967296"):
                 p = subprocess.run(
@@ -283,5 +305,6 @@ def scenarios():
         out += [("%s/refused" % m, refused(m)),
                 ("%s/ignored" % m, ignored(m)),
                 ("%s/forever" % m, forever(m)),
+                ("%s/unrequested" % m, unrequested(m)),
                 ("%s/migrate-pending" % m, migrate_pending(m))]
     return out

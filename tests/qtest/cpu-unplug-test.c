@@ -1,7 +1,7 @@
 /*
  * QTest testcase for CPU hot-unplug requests that the guest refuses or
  * does not answer: DEVICE_UNPLUG_GUEST_ERROR, the cpu-unplug-timeout
- * machine property and the unplug-pending member of
+ * machine property (off by default) and the unplug-pending member of
  * query-hotpluggable-cpus.  No guest runs: the test moves the virtual
  * clock and plays the guest's part on the ACPI CPU hotplug registers.
  *
@@ -105,13 +105,16 @@ static bool unplug_pending(QTestState *qts)
     return pending;
 }
 
-static QTestState *start(const UnplugTest *t)
+/* Start @t's machine with this cpu-unplug-timeout (-1: not set) and c1 */
+static QTestState *start_timeout(const UnplugTest *t, int timeout)
 {
+    g_autofree char *opt = timeout < 0 ? g_strdup("") :
+        g_strdup_printf(",cpu-unplug-timeout=%d", timeout);
     QTestState *qts;
     QDict *s, *props;
 
-    qts = qtest_initf("-machine %s,cpu-unplug-timeout=%d -smp 1,maxcpus=2 "
-                      "-nodefaults %s", t->machine, TIMEOUT, t->extra);
+    qts = qtest_initf("-machine %s%s -smp 1,maxcpus=2 -nodefaults %s",
+                      t->machine, opt, t->extra);
     if (t->io) {
         /* what the DSDT's _INI does: leave legacy CPU hotplug mode */
         qtest_outb(qts, t->regs, 0);
@@ -126,6 +129,24 @@ static QTestState *start(const UnplugTest *t)
     return qts;
 }
 
+static QTestState *start(const UnplugTest *t)
+{
+    return start_timeout(t, TIMEOUT);
+}
+
+/* device_del that qdev refuses because a request is pending */
+static void device_del_refused(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'device_del',"
+                           " 'arguments': {'id': 'c1'}}");
+    QDict *err = qdict_get_qdict(rsp, "error");
+
+    g_assert(err);
+    g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                    "Device c1 is already in the process of unplug");
+    qobject_unref(rsp);
+}
+
 static void expect_guest_error(QTestState *qts)
 {
     QDict *resp = qtest_qmp_eventwait_ref(qts, "DEVICE_UNPLUG_GUEST_ERROR");
@@ -138,7 +159,10 @@ static void expect_guest_error(QTestState *qts)
     g_assert_false(unplug_pending(qts));
 }
 
-/* Nobody ejects: the request times out; device_del restarts the timeout */
+/*
+ * Nobody ejects and a timeout is set: another device_del is refused until
+ * the deadline, then the request times out.
+ */
 static void test_timeout(const void *data)
 {
     QTestState *qts = start(data);
@@ -147,12 +171,8 @@ static void test_timeout(const void *data)
     g_assert_true(unplug_pending(qts));
     qtest_clock_step(qts, (TIMEOUT - 1) * SEC);
     g_assert_true(unplug_pending(qts));
-
-    /* sent again: the deadline moves to TIMEOUT from now */
-    qtest_qmp_device_del_send(qts, "c1");
-    qtest_clock_step(qts, 2 * SEC);
-    g_assert_true(unplug_pending(qts));
-    qtest_clock_step(qts, (TIMEOUT - 2) * SEC);
+    device_del_refused(qts);
+    qtest_clock_step(qts, 1 * SEC);
     expect_guest_error(qts);
 
     /* and a new request can be made */
@@ -186,7 +206,41 @@ static void test_refused(const void *data)
     qtest_quit(qts);
 }
 
-/* An eject without a pending request (or after a timeout) keeps the CPU */
+/*
+ * The default: no timeout.  A request stays pending however long the
+ * guest takes, device_del sends it again, and an eject the guest does on
+ * its own is carried out as in stock QEMU.
+ */
+static void test_no_timeout(const void *data)
+{
+    const UnplugTest *t = data;
+    QTestState *qts = start_timeout(t, -1);
+    QDict *rsp;
+
+    rsp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments':"
+                    " {'path': '/machine', 'property': 'cpu-unplug-timeout'}}");
+    g_assert_cmpint(qdict_get_int(rsp, "return"), ==, 0);
+    qobject_unref(rsp);
+
+    qtest_qmp_device_del_send(qts, "c1");
+    qtest_clock_step(qts, 3600 * SEC);
+    g_assert_true(unplug_pending(qts));
+    qtest_qmp_device_del_send(qts, "c1");           /* re-sent, no error */
+    g_assert_true(unplug_pending(qts));
+    qtest_quit(qts);
+
+    /* an eject nobody asked for removes the CPU */
+    qts = start_timeout(t, -1);
+    cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    g_assert_false(cpu1_plugged(qts));
+    qtest_quit(qts);
+}
+
+/*
+ * With a timeout set, an eject without a pending request (or after a
+ * timeout) keeps the CPU.
+ */
 static void test_unrequested_eject(const void *data)
 {
     const UnplugTest *t = data;
@@ -220,6 +274,7 @@ static void add(const char *machine, const UnplugTest *t)
         void (*fn)(const void *);
     } tests[] = {
         { "timeout", test_timeout },
+        { "no-timeout", test_no_timeout },
         { "refused", test_refused },
         { "unrequested-eject", test_unrequested_eject },
     };
