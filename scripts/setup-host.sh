@@ -3,7 +3,7 @@
 # Debian's archive only.  Idempotent: a warm machine skips what it has.
 set -eu
 
-STAMP=/var/lib/vcpu-hotplug-setup.v2
+STAMP=/var/lib/vcpu-hotplug-setup.v3
 [ -f "$STAMP" ] && [ "${FORCE_SETUP:-0}" = 0 ] && exit 0
 
 export DEBIAN_FRONTEND=noninteractive
@@ -40,7 +40,7 @@ apt-get install -y -q --no-install-recommends \
     build-essential pkg-config ccache ninja-build quilt dpkg-dev \
     python3 python3-venv flex bison \
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev \
-    seabios qemu-system-data ipxe-qemu qemu-efi-aarch64 \
+    seabios qemu-system-data ipxe-qemu qemu-efi-aarch64 ovmf \
     acpica-tools cpio xz-utils zstd file
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     meson python3-pycotap

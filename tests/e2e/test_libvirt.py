@@ -24,9 +24,9 @@ AAVMF = "/usr/share/AAVMF"
 # report, extra <os> XML, <features>, <cpu>)
 DOMAINS = {
     "q35": ("x86_64", "vmlinuz-x86-6.1", "initrd-x86.img", "ttyS0",
-            "pc-q35-10.0", "", "<acpi/>", ""),
+            "pc-q35-10.0-cpuhp1", "", "<acpi/>", ""),
     "virt": ("aarch64", "Image-arm64-6.12", "initrd-arm64.img", "ttyAMA0",
-             "virt-10.0",
+             "virt-10.0-cpuhp1",
              "<loader readonly='yes' type='pflash'>%s/AAVMF_CODE.fd</loader>"
              "<nvram template='%s/AAVMF_VARS.fd'>{tmp}/vars.fd</nvram>"
              % (AAVMF, AAVMF), "<acpi/><gic version='3'/>",

@@ -54,11 +54,11 @@ def no_event(vm, name, secs, since, **data):
     assert not got, "unexpected %s: %s" % (name, got)
 
 
-def with_cpu1(m, name, opts, body):
+def with_cpu1(m, name, opts, body, make_vm=VM):
     """A scenario: boot machine m with these machine options, plug cpu1
     into a free slot, then body(r, vm, props, guest cpu number)."""
     def scenario(r):
-        with VM(m, machine_opts=opts, name=name) as vm:
+        with make_vm(m, machine_opts=opts, name=name) as vm:
             vm.wait_ready()
             print("%s/%s: accel=%s" % (m, name, vm.accel))
             props = free_slot(vm)
@@ -66,7 +66,7 @@ def with_cpu1(m, name, opts, body):
     return scenario
 
 
-def refused(m):
+def refused(m, make_vm=VM):
     """The guest vetoes the eject: DEVICE_UNPLUG_GUEST_ERROR, CPU kept,
     and a later device_del succeeds."""
     def body(r, vm, props, cpu):
@@ -98,7 +98,7 @@ def refused(m):
             assert vm.guest("veto 0") == ["@@VETO 0"]
             unplug(vm, "cpu1", cpu, props)
     return with_cpu1(m, "refused", "cpu-unplug-timeout=%d" % REFUSED_TIMEOUT,
-                     body)
+                     body, make_vm)
 
 
 def ignored(m):

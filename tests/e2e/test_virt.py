@@ -28,6 +28,30 @@ def core(n):
     return {"socket-id": 0, "cluster-id": 0, "core-id": n, "thread-id": 0}
 
 
+def madt_gicc_flags(vm):
+    """The guest's MADT: the flags of each GICC structure, in order."""
+    hexdump = "".join(vm.guest("od -An -tx1 -v /sys/firmware/acpi/tables/APIC"))
+    b = bytes.fromhex(hexdump.replace(" ", ""))
+    flags, off = [], 44                  # header 36 + GIC address 4 + flags 4
+    while off < len(b):
+        kind, length = b[off], b[off + 1]
+        if kind == 0xB:                  # GICC: flags at offset 12
+            flags.append(int.from_bytes(b[off + 12:off + 16], "little"))
+        off += length
+    return flags
+
+
+GICC_ENABLED, GICC_ONLINE_CAPABLE = 1, 1 << 3
+
+
+def assert_madt_contract(vm, n_boot, n_slots):
+    """Linux's arm64 contract: the -smp CPUs Enabled, every other slot
+    Online Capable and not Enabled, whatever is plugged now."""
+    want = [GICC_ENABLED] * n_boot + [GICC_ONLINE_CAPABLE] * (n_slots - n_boot)
+    got = [f & (GICC_ENABLED | GICC_ONLINE_CAPABLE) for f in madt_gicc_flags(vm)]
+    assert got == want, "MADT GICC flags %s, expected %s" % (got, want)
+
+
 def basic():
     """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input, reset."""
     def scenario(r):
@@ -50,6 +74,8 @@ def basic():
                 assert s["vcpus-count"] == 1, s
                 assert len(slots(vm)) == 4
                 assert "/machine/peripheral/cold3" in qom_paths(vm)
+                # cold3 is plugged at boot but Online Capable, not Enabled
+                assert_madt_contract(vm, 1, 4)
 
             with r.case("virt/hotplug-qmp", vm):
                 res = plug(vm, "c1", core(1))
@@ -99,8 +125,8 @@ def basic():
                              **core(2))
                 boot = [c["qom-path"] for c in vm.qmp.cmd("query-cpus-fast")
                         if c["cpu-index"] == 0][0]
-                expect_error(vm, "Boot CPU is unpluggable", "device_del",
-                             id=boot)
+                expect_error(vm, "CPU 0 is a boot CPU (-smp cpus=1) and "
+                             "cannot be unplugged", "device_del", id=boot)
                 expect_error(vm, "Device 'nope' not found", "device_del",
                              id="nope")
                 assert_unharmed(vm, 3)
@@ -125,6 +151,8 @@ def basic():
                     assert "@@WORK %d ran-on=%d" % (c, c) in w, w
                 assert slot_of(vm, core(1))["qom-path"] == \
                     "/machine/peripheral/c1"
+                # the tables built at reset: still Online Capable
+                assert_madt_contract(vm, 1, 4)
 
             with r.case("virt/unplug-after-reset", vm):
                 unplug(vm, "c1", 1, core(1))
@@ -134,6 +162,24 @@ def basic():
             with r.case("virt/unplug-coldplugged", vm):
                 unplug(vm, "cold3", 3, core(3))
                 assert_unharmed(vm, 1)
+    return scenario
+
+
+def boot_cpus_stay():
+    """-smp 2,maxcpus=4: both -smp CPUs are Enabled in the MADT and refuse
+    device_del with the reason; the VM and the guest are unharmed."""
+    def scenario(r):
+        with VM(M, smp="2,maxcpus=4") as vm:
+            vm.wait_ready()
+            with r.case("virt/boot-cpus-refuse-unplug", vm):
+                assert_madt_contract(vm, 2, 4)
+                for c in vm.qmp.cmd("query-cpus-fast"):
+                    expect_error(vm, "CPU %d is a boot CPU (-smp cpus=2) and "
+                                 "cannot be unplugged" % c["cpu-index"],
+                                 "device_del", id=c["qom-path"])
+                assert_unharmed(vm, 2)
+                cpu = plug(vm, "c2", core(2))["cpu"]
+                unplug(vm, "c2", cpu, core(2))
     return scenario
 
 
@@ -295,29 +341,56 @@ def _psci_image():
 
 def psci():
     """PSCI CPU_ON of a possible but absent CPU answers DENIED (-3), not
-    INVALID_PARAMETERS (-2); AFFINITY_INFO reports it OFF (1)."""
-    def scenario(r):
+    INVALID_PARAMETERS (-2), and AFFINITY_INFO reports it OFF (1), where
+    the board has CPU hotplug (the image is the firmware, so virt enables
+    it); virt-10.0, which has none, answers as stock 10.0 does."""
+    def run(machine):
         import subprocess
         import tempfile
+        with tempfile.NamedTemporaryFile(suffix=".bin") as img:
+            img.write(_psci_image())
+            img.flush()
+            binary = os.path.join(_vm.QEMU_BUILD, "qemu-system-aarch64")
+            proc = subprocess.Popen(
+                [binary, "-M", machine + ",gic-version=3", "-cpu", "max",
+                 "-accel", "tcg", "-smp", "1,maxcpus=4", "-m", "256M",
+                 "-nodefaults", "-display", "none", "-serial", "stdio",
+                 "-bios", img.name], stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT)
+            try:
+                out = proc.stdout.readline().decode(errors="replace")
+            finally:
+                proc.kill()
+                proc.wait()
+            return out, [ord(c) - 0x40 for c in out.strip()]
+
+    def scenario(r):
+        # CPU_ON(1), CPU_ON(7), AFFINITY_INFO(1), AFFINITY_INFO(7)
         with r.case("virt/psci-cpu-on-absent-denied"):
-            with tempfile.NamedTemporaryFile(suffix=".bin") as img:
-                img.write(_psci_image())
-                img.flush()
-                binary = os.path.join(_vm.QEMU_BUILD, "qemu-system-aarch64")
-                proc = subprocess.Popen(
-                    [binary, "-M", "virt,gic-version=3", "-cpu", "max",
-                     "-accel", "tcg", "-smp", "1,maxcpus=4", "-m", "256M",
-                     "-nodefaults", "-display", "none", "-serial", "stdio",
-                     "-kernel", img.name], stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT)
-                try:
-                    out = proc.stdout.readline().decode(errors="replace")
-                finally:
-                    proc.kill()
-                    proc.wait()
-                res = [ord(c) - 0x40 for c in out.strip()]
-                # CPU_ON(1) DENIED, CPU_ON(7) INVALID, AFF(1) OFF, AFF(7) INV
-                assert res == [-3, -2, 1, -2], (out, res)
+            out, res = run("virt")
+            assert res == [-3, -2, 1, -2], (out, res)
+        with r.case("virt/psci-released-machine-as-stock"):
+            out, res = run("virt-10.0")
+            assert res == [-2, -2, -2, -2], (out, res)
+    return scenario
+
+
+def no_hotplug_handler():
+    """A machine without a CPU hotplug handler refuses -device of a CPU
+    (it could not wire it up) for every arch, with the reason."""
+    def scenario(r):
+        import subprocess
+        with r.case("virt/cpu-needs-machine-hotplug-handler"):
+            for arch, drv in (("aarch64", DRV),
+                              ("x86_64", "qemu64-x86_64-cpu")):
+                binary = os.path.join(_vm.QEMU_BUILD, "qemu-system-" + arch)
+                p = subprocess.run(
+                    [binary, "-M", "none", "-display", "none", "-S",
+                     "-device", drv + ",id=c1"],
+                    capture_output=True, text=True, timeout=60)
+                assert p.returncode == 1, (arch, p.returncode, p.stderr)
+                assert "Machine type 'none' does not support adding CPUs" \
+                    in p.stderr, (arch, p.stderr)
     return scenario
 
 
@@ -325,12 +398,14 @@ def scenarios():
     return [
         ("virt/basic", basic()),
         ("virt/topology", topology()),
+        ("virt/boot-cpus-stay", boot_cpus_stay()),
         ("virt/cycles", test_x86.cycles(
             M, int(os.environ.get("VIRT_CYCLES", 200)), smp=SMP)),
         ("virt/paused", test_x86.paused(M, SMP, core(1), core(2))),
         ("virt/migrate", migrate()),
         ("virt/single-thread", single_thread_tcg()),
         ("virt/psci", psci()),
+        ("virt/no-hotplug-handler", no_hotplug_handler()),
         ("virt/refused-gicv2", refused(
             "gicv2", "gic-version=2",
             "CPU hotplug on the virt machine requires gic-version=3 or "
@@ -343,6 +418,10 @@ def scenarios():
             "virt-9.2", "", "CPU hotplug on the virt machine is not "
             "supported by this machine type", boot=False,
             extra=["-M", "virt-9.2"])),
+        ("virt/refused-released-machine", refused(
+            "virt-10.0", "", "CPU hotplug on the virt machine is not "
+            "supported by this machine type", boot=False,
+            extra=["-M", "virt-10.0"])),
         ("virt/maxcpus-equals-cpus", refused(
             "all-slots-taken", "", "CPU[1] with socket-id 0, cluster-id 0, "
             "core-id 1, thread-id 0 exists", smp="2", ncpus=2)),

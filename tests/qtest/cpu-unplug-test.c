@@ -64,6 +64,17 @@ static void cpu1_set_flag(QTestState *qts, const UnplugTest *t, uint8_t flag)
     reg_write(qts, t, CPUHP_FLAGS, flag, 1);
 }
 
+/* What the guest's _OST method does for CPU 1 */
+static void cpu1_ost(QTestState *qts, const UnplugTest *t, uint32_t event,
+                     uint32_t status)
+{
+    reg_write(qts, t, CPUHP_SELECTOR, 1, 4);
+    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_EVENT, 1);
+    reg_write(qts, t, CPUHP_DATA, event, 4);
+    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_STATUS, 1);
+    reg_write(qts, t, CPUHP_DATA, status, 4);
+}
+
 /* The query-hotpluggable-cpus entry of possible CPU 1 (of 2) */
 static QDict *slot1(QTestState *qts)
 {
@@ -188,21 +199,61 @@ static void test_refused(const void *data)
     QTestState *qts = start(t);
 
     qtest_qmp_device_del_send(qts, "c1");
-    reg_write(qts, t, CPUHP_SELECTOR, 1, 4);
-    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_EVENT, 1);
-    reg_write(qts, t, CPUHP_DATA, 0x3, 4);           /* eject request */
-    reg_write(qts, t, CPUHP_CMD, CPUHP_CMD_OST_STATUS, 1);
-    reg_write(qts, t, CPUHP_DATA, 0x84, 4);          /* in progress */
+    cpu1_ost(qts, t, 0x3, 0x84);            /* eject request: in progress */
     g_assert_true(unplug_pending(qts));
-    reg_write(qts, t, CPUHP_DATA, 0x80, 4);          /* not supported */
+    cpu1_ost(qts, t, 0x3, 0x80);            /* eject request: not supported */
     expect_guest_error(qts);
     g_assert(cpu1_flags(qts, t) & CPUHP_FLAG_ENABLED);
 
     /* device_del again, and this time the guest ejects */
     qtest_qmp_device_del_send(qts, "c1");
     cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    cpu1_ost(qts, t, 0x3, 0x0);
     qtest_qmp_eventwait(qts, "DEVICE_DELETED");
     g_assert_false(cpu1_plugged(qts));
+    qtest_quit(qts);
+}
+
+/*
+ * The guest ejects, then reads _STA and reports the eject through _OST.
+ * Until that _OST the CPU reads as gone but keeps its slot: no
+ * DEVICE_DELETED, a device_add into the slot is refused, and the _OST is
+ * reported for the CPU it is about.  Then the slot takes a new CPU.
+ */
+static void test_replug_after_eject(const void *data)
+{
+    const UnplugTest *t = data;
+    QTestState *qts = start_timeout(t, -1);
+    QDict *s = slot1(qts), *props, *rsp, *ev;
+
+    props = qdict_clone_shallow(qdict_get_qdict(s, "props"));
+    qobject_unref(s);
+    qdict_put_str(props, "driver", t->driver);
+    qdict_put_str(props, "id", "c2");
+
+    qtest_qmp_device_del_send(qts, "c1");
+    cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    g_assert_false(cpu1_flags(qts, t) & CPUHP_FLAG_ENABLED);   /* _STA */
+    g_assert_true(cpu1_plugged(qts));
+    qobject_ref(props);
+    rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %p}",
+                    props);
+    g_assert(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+
+    cpu1_ost(qts, t, 0x3, 0x0);
+    ev = qtest_qmp_eventwait_ref(qts, "ACPI_DEVICE_OST");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(qdict_get_qdict(ev,
+                    "data"), "info"), "device"), ==, "c1");
+    qobject_unref(ev);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    g_assert_false(cpu1_plugged(qts));
+
+    rsp = qtest_qmp(qts, "{'execute': 'device_add', 'arguments': %p}",
+                    props);
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert(cpu1_flags(qts, t) & CPUHP_FLAG_ENABLED);
     qtest_quit(qts);
 }
 
@@ -229,9 +280,15 @@ static void test_no_timeout(const void *data)
     g_assert_true(unplug_pending(qts));
     qtest_quit(qts);
 
-    /* an eject nobody asked for removes the CPU */
+    /*
+     * An eject nobody asked for removes the CPU; a guest that sends no
+     * _OST after it gets it completed after 2 s.
+     */
     qts = start_timeout(t, -1);
     cpu1_set_flag(qts, t, CPUHP_FLAG_EJECT);
+    qtest_clock_step(qts, 1 * SEC);
+    g_assert_true(cpu1_plugged(qts));
+    qtest_clock_step(qts, 1 * SEC);
     qtest_qmp_eventwait(qts, "DEVICE_DELETED");
     g_assert_false(cpu1_plugged(qts));
     qtest_quit(qts);
@@ -275,6 +332,7 @@ static void add(const char *machine, const UnplugTest *t)
     } tests[] = {
         { "timeout", test_timeout },
         { "no-timeout", test_no_timeout },
+        { "replug-after-eject", test_replug_after_eject },
         { "refused", test_refused },
         { "unrequested-eject", test_unrequested_eject },
     };
