@@ -1,11 +1,13 @@
 # vCPU hot-plug for QEMU: a patch series over Debian's qemu 10.0 source.
 #   make demo    set everything up, then hot-plug/unplug CPUs of a real guest
 #   make check   set everything up, then run every test
+#   make check-kvm  only the kvm/* scenarios (real KVM in a nested L1 guest)
 #   make bench   latency, scaling and memory figures (prints + JSON)
 #   make soak    500 plug/unplug cycles under guest load: RSS/thread bound
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
+#   make stock   stock QEMU 10.0 (the base without our series) in build/qemu-stock
 #   make status  edits in build/qemu that the repo would lose
-.PHONY: all setup qemu kit demo check bench soak asan status clean
+.PHONY: all setup qemu stock kit demo check check-kvm bench soak asan status clean
 
 all: qemu kit
 
@@ -16,14 +18,22 @@ qemu: setup
 	sh scripts/assemble.sh
 	sh scripts/build-qemu.sh
 
+stock: setup
+	sh scripts/build-stock.sh
+
 kit: setup
 	sh scripts/guest-kit.sh >/dev/null
 
 demo: qemu kit
 	python3 scripts/demo.py
 
-check: qemu kit
+check: qemu stock kit
 	sh scripts/check.sh
+
+# scripts/check.sh builds the L1 kit too (it needs the built QEMU).
+check-kvm: qemu kit
+	sh scripts/kvm-l1-kit.sh >/dev/null
+	python3 tests/e2e/run.py -k 'kvm/*'
 
 bench: qemu kit
 	python3 tests/bench/bench.py $(BENCH_ARGS)

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Write a gzip'ed newc cpio initramfs holding busybox and our /init.
 
-usage: mkinitramfs.py BUSYBOX INIT OUTPUT
+usage: mkinitramfs.py BUSYBOX INIT OUTPUT [PATH=FILE ...]
 
 Standard library only: no cpio or busybox needed on the host.  Busybox
 applets are installed as symlinks so that the guest needs no --install.
+PATH=FILE adds a host file (symlinks followed, mode kept) at PATH in the
+archive, with its directories: the nested-KVM L1 kit adds QEMU, its
+libraries, firmware and the L2 guest that way (scripts/kvm-l1-kit.sh).
 """
 import gzip
+import os
 import sys
 
 APPLETS = """sh ash cat echo ls mount mkdir sleep sed grep cut tr head tail
 wc seq dmesg taskset stty printf test [ true false kill ps uname date
-awk nproc poweroff reboot halt sync rm ln chmod dd od umount uevent setsid timeout""".split()
+awk nproc poweroff reboot halt sync rm ln chmod dd od umount uevent setsid timeout
+insmod""".split()
 
 
 def entry(name, mode, data=b"", ino=[0]):
@@ -28,17 +33,28 @@ def entry(name, mode, data=b"", ino=[0]):
 def main():
     busybox, init, output = sys.argv[1:4]
     blob = bytearray()
-    for d in ("bin", "dev", "proc", "sys", "tmp", "run"):
+    dirs = ["bin", "dev", "proc", "sys", "tmp", "run"]
+    for d in dirs:
         blob += entry(d, 0o040755)
     blob += entry("bin/busybox", 0o100755, open(busybox, "rb").read())
     for a in APPLETS:
         blob += entry("bin/" + a, 0o120777, b"busybox")
     blob += entry("init", 0o100755, open(init, "rb").read())
+    for arg in sys.argv[4:]:
+        path, src = arg.split("=", 1)
+        path = path.strip("/")
+        parts = path.split("/")[:-1]
+        for i in range(len(parts)):
+            d = "/".join(parts[:i + 1])
+            if d not in dirs:
+                dirs.append(d)
+                blob += entry(d, 0o040755)
+        mode = 0o100755 if os.access(src, os.X_OK) else 0o100644
+        blob += entry(path, mode, open(src, "rb").read())
     blob += entry("TRAILER!!!", 0)
     blob += b"\0" * (-len(blob) % 512)
     with gzip.open(output + ".tmp", "wb", compresslevel=6) as f:
         f.write(blob)
-    import os
     os.replace(output + ".tmp", output)
 
 

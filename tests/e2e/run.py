@@ -12,6 +12,10 @@ import test_virt        # noqa: E402
 import test_libvirt     # noqa: E402
 import test_migration   # noqa: E402
 import test_unplug      # noqa: E402
+import test_replug      # noqa: E402
+import test_ovmf        # noqa: E402
+import test_compat      # noqa: E402
+import test_kvm         # noqa: E402
 
 
 def main():
@@ -22,8 +26,10 @@ def main():
     a = ap.parse_args()
     scen = (test_x86.scenarios() + test_microvm.scenarios() +
             test_virt.scenarios() + test_migration.scenarios() +
-            test_unplug.scenarios() +
-            test_libvirt.scenarios())
+            test_unplug.scenarios() + test_replug.scenarios() +
+            test_ovmf.scenarios() +
+            test_libvirt.scenarios() + test_compat.scenarios() +
+            test_kvm.scenarios())
     c = harness.run(scen, jobs=a.j, pattern=a.k, json_out=a.json)
     failed = c["FAIL"] + c["XPASS"]
     print("e2e: %d passed, %d failed, %d skipped, %d known failures"

@@ -13,12 +13,13 @@ from vm import VM, cpu_driver
 TOPO = "1,sockets=2,cores=2,threads=2,maxcpus=8"
 
 
-def basic(m):
-    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input."""
+def basic(m, make_vm=VM, cpu=None):
+    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input.  make_vm,
+    cpu: another kind of VM (nested.NestedVM) and CPU model."""
     def scenario(r):
         cold = "%s,socket-id=0,core-id=1,thread-id=0,id=cold1" % \
-            cpu_driver(m)
-        with VM(m, smp=TOPO, devices=[cold]) as vm:
+            cpu_driver(m, cpu)
+        with make_vm(m, smp=TOPO, devices=[cold], cpu=cpu) as vm:
             with r.case("%s/boot-coldplug" % m, vm):
                 vm.wait_ready()
                 print("%s: accel=%s boot=%.1fs" % (m, vm.accel, vm.boot_time))
@@ -28,7 +29,7 @@ def basic(m):
                 s = slot_of(vm, {"socket-id": 0, "core-id": 1,
                                  "thread-id": 0})
                 assert s["qom-path"] == "/machine/peripheral/cold1", s
-                assert s["type"] == cpu_driver(m), s
+                assert s["type"] == cpu_driver(m, cpu), s
                 assert len(slots(vm)) == 8
                 assert "/machine/peripheral/cold1" in qom_paths(vm)
 
@@ -55,7 +56,7 @@ def basic(m):
                 cpu1 = plug(vm, "vcpu1", p1)["cpu"]
 
             with r.case("%s/bad-input" % m, vm):
-                drv = cpu_driver(m)
+                drv = cpu_driver(m, cpu)
                 n = 3
                 expect_error(vm, "Duplicate device ID 'vcpu1'",
                              "device_add", driver=drv, id="vcpu1",
@@ -93,7 +94,8 @@ def basic(m):
                 cpu2 = plug(vm, "hvcpu", p2, via="hmp")["cpu"]
                 info = vm.hmp.cmd("info hotpluggable-cpus")
                 assert 'qom_path: "/machine/peripheral/hvcpu"' in info, info
-                assert info.count("type: \"%s\"" % cpu_driver(m)) == 8, info
+                assert info.count("type: \"%s\"" % cpu_driver(m, cpu)) == 8, \
+                    info
                 unplug(vm, "hvcpu", cpu2, p2, via="hmp")
                 info = vm.hmp.cmd("info hotpluggable-cpus")
                 assert "hvcpu" not in info, info
@@ -216,12 +218,12 @@ def topology(m):
     return scenario
 
 
-def cycles(m, n=6, smp="1,maxcpus=4"):
+def cycles(m, n=6, smp="1,maxcpus=4", make_vm=VM):
     """More plug/unplug cycles than maxcpus, over every free slot in turn:
     no abort, DEVICE_DELETED every time, and QEMU's threads and memory
     come back.  Used for every machine."""
     def scenario(r):
-        with VM(m, smp=smp) as vm:
+        with make_vm(m, smp=smp) as vm:
             vm.wait_ready()
             free = [s["props"] for s in slots(vm) if "qom-path" not in s]
             with r.case("%s/cycles-%d-beyond-maxcpus" % (m, n), vm):
@@ -267,13 +269,14 @@ def single_thread_tcg(m):
 def kernel_612(m, accel=None):
     """Debian's current kernel ignores CPUs that are neither Enabled nor
     Online Capable when it does not recognise the hypervisor (TCG):
-    acpi-online-capable=on describes them as ACPI 6.3 asks.  accel:
-    e.g. "tcg,thread=single" (one round-robin thread for every vCPU)."""
+    acpi-online-capable, on by default on the pc/q35 aliases (the -cpuhp1
+    machine types), describes them as ACPI 6.3 asks.  accel: e.g.
+    "tcg,thread=single" (one round-robin thread for every vCPU)."""
     what = "tcg-single-thread" if accel else "online-capable"
 
     def scenario(r):
-        with VM(m, smp="1,maxcpus=4", kernel="vmlinuz-x86-6.12", accel=accel,
-                machine_opts="acpi-online-capable=on") as vm:
+        with VM(m, smp="1,maxcpus=4", kernel="vmlinuz-x86-6.12",
+                accel=accel) as vm:
             vm.wait_ready()
             with r.case("%s/linux-6.12-%s-plug-unplug" % (m, what), vm):
                 view = vm.cpus()

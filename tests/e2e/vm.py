@@ -113,7 +113,8 @@ class GuestTimeout(Exception):
 class VM:
     def __init__(self, machine, smp="1,maxcpus=4", devices=(), extra=(),
                  append="", accel=None, kernel=None, cpu=None, mem="512M",
-                 paused=False, timeout=120, name=None, machine_opts=""):
+                 paused=False, timeout=120, name=None, machine_opts="",
+                 qemu_build=None):
         arch, mval, kern, initrd, console, mextra = MACHINES[machine]
         if machine_opts:
             mval += "," + machine_opts
@@ -123,7 +124,8 @@ class VM:
         self.tmp = tempfile.mkdtemp(prefix="vm-%s-" % (name or machine))
         self.qmp_path = os.path.join(self.tmp, "qmp.sock")
         self.hmp_path = os.path.join(self.tmp, "hmp.sock")
-        binary = os.path.join(QEMU_BUILD, "qemu-system-" + arch)
+        binary = os.path.join(qemu_build or QEMU_BUILD,
+                              "qemu-system-" + arch)
         args = [binary, "-M", mval, "-accel", self.accel, "-cpu", self.cpu,
                 "-m", mem, "-smp", smp, "-nodefaults", "-display", "none",
                 "-no-reboot", "-serial", "stdio",
