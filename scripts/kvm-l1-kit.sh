@@ -12,10 +12,16 @@ KIT=${KIT:-/var/cache/vcpu-hotplug/kit}
 QEMU=${QEMU_BUILD:-$ROOT/build/qemu/build}/qemu-system-x86_64
 INIT=$ROOT/tests/e2e/guest/l1-init
 OUT=$KIT/initrd-l1.img
+# OVMF's SMM build for the kvm/q35/ovmf-smm L2, at the host's paths that
+# test_ovmf.py names; l1-init copies the VARS template for each L2.  Only
+# these two files, not the whole package.
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 
 fresh=1
 for f in "$QEMU" "$INIT" "$0" "$ROOT/scripts/mkinitramfs.py" \
-         "$KIT/vmlinuz-x86-6.1" "$KIT/initrd-x86.img"; do
+         "$KIT/vmlinuz-x86-6.1" "$KIT/initrd-x86.img" "$OVMF_CODE" \
+         "$OVMF_VARS"; do
     [ -e "$f" ] || { echo "kvm-l1-kit: missing $f" >&2; exit 1; }
     [ -s "$OUT" ] && [ ! "$f" -nt "$OUT" ] || fresh=0
 done
@@ -43,7 +49,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 strip -o "$tmp/qemu" "$QEMU"
 set -- "bin/qemu-system-x86_64=$tmp/qemu" \
-    "kit/vmlinuz=$KIT/vmlinuz-x86-6.1" "kit/initrd=$KIT/initrd-x86.img"
+    "kit/vmlinuz=$KIT/vmlinuz-x86-6.1" "kit/initrd=$KIT/initrd-x86.img" \
+    "${OVMF_CODE#/}=$OVMF_CODE" "${OVMF_VARS#/}=$OVMF_VARS"
 for m in "$mods"/*.ko; do set -- "$@" "lib/modules/${m##*/}=$m"; done
 # ldd: "libx.so.1 => /lib/.../libx.so.1 (0x...)" and the loader's own line
 for lib in $(ldd "$QEMU" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p;

@@ -3,13 +3,15 @@
 JSON (default build/bench.json).  Figures, not assertions.
 
   latency   device_add -> guest online; device_del -> guest removal and
-            -> DEVICE_DELETED (min/median/max over --rounds)
+            -> DEVICE_DELETED (min/median/max over --rounds); also under
+            real KVM, nested (tests/e2e/nested.py), for the --kvm machines
   plug-all  hot-plug every CPU for maxcpus 16 and 64 (255 with --full):
             total, per CPU, first vs last eighth
   boot      guest boot time for maxcpus 8/64/255
   rss       QEMU RSS and threads before and after --cycles plug/unplug
 
-usage: bench.py [--machines q35,microvm,virt] [--rounds 10] [--cycles 100] [--full]
+usage: bench.py [--machines q35,microvm,virt] [--kvm q35,microvm]
+                [--rounds 10] [--cycles 100] [--full] [--latency-only]
 """
 import argparse
 import json
@@ -33,9 +35,9 @@ def free_slots(vm):
     return [s["props"] for s in reversed(slots(vm)) if "qom-path" not in s]
 
 
-def latency(m, rounds):
+def latency(m, rounds, make_vm=VM, **vm_args):
     on, rm, dl = [], [], []
-    with VM(m, smp="1,maxcpus=2") as vm:
+    with make_vm(m, smp="1,maxcpus=2", **vm_args) as vm:
         vm.wait_ready()
         props = free_slots(vm)[0]
         for i in range(rounds):
@@ -90,11 +92,23 @@ def rss(m, cycles):
             "threads_before": before[1], "threads_after": after[1]}
 
 
+def print_latency(x):
+    for k in ("add_to_online_s", "del_to_guest_removed_s",
+              "del_to_device_deleted_s"):
+        print("  %-26s min %.3f  median %.3f  max %.3f  (n=%d, %s)" % (
+            k, x[k]["min"], x[k]["median"], x[k]["max"], x[k]["n"],
+            x["accel"]), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--machines", default="q35,microvm,virt")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--kvm", default="q35,microvm",
+                    help="machines whose latency is also measured under "
+                    "nested KVM ('' for none; arm virt has no KVM hotplug)")
+    ap.add_argument("--latency-only", action="store_true")
     ap.add_argument("--full", action="store_true", help="also maxcpus 255")
     ap.add_argument("--json", default=os.path.join(ROOT, "build/bench.json"))
     a = ap.parse_args()
@@ -103,12 +117,14 @@ def main():
         r = res[m] = {}
         print("== %s" % m, flush=True)
         r["latency"] = latency(m, a.rounds)
-        for k in ("add_to_online_s", "del_to_guest_removed_s",
-                  "del_to_device_deleted_s"):
-            x = r["latency"][k]
-            print("  %-26s min %.3f  median %.3f  max %.3f  (n=%d, %s)" % (
-                k, x["min"], x["median"], x["max"], x["n"],
-                r["latency"]["accel"]), flush=True)
+        print_latency(r["latency"])
+        if m in a.kvm.split(","):
+            from nested import NestedVM
+            r["latency_kvm"] = latency("kvm/" + m, a.rounds, NestedVM,
+                                       cpu="host")
+            print_latency(r["latency_kvm"])
+        if a.latency_only:
+            continue
         sizes = [16, 64] + ([255] if a.full else [])
         r["plug_all"] = {}
         for n in sizes:

@@ -1,6 +1,7 @@
 """Hot-plug steps shared by the scenarios: each does the QMP (or HMP)
 command, then waits for what the guest and QMP must show, and returns the
 measured latencies.  Assertions say what was expected and what was seen."""
+import statistics
 import time
 
 from qmp import QMPError
@@ -109,3 +110,19 @@ def assert_unharmed(vm, n_cpus):
     view = vm.cpus()
     assert len(view["online"]) == n_cpus, "guest online %s, expected %d" % (
         view["online"], n_cpus)
+
+
+def timed_cycles(vm, label, props, rounds):
+    """plug then unplug the slot props, rounds times (ids lat0, lat1...);
+    print device_add -> online and device_del -> DEVICE_DELETED as
+    min / median / max; no CPU may be left over."""
+    on, deleted = [], []
+    for i in range(rounds):
+        res = plug(vm, "lat%d" % i, props)
+        on.append(res["online"])
+        deleted.append(unplug(vm, "lat%d" % i, res["cpu"], props)["deleted"])
+    assert_unharmed(vm, 1)
+    for what, v in (("device_add -> online", on),
+                    ("device_del -> DEVICE_DELETED", deleted)):
+        print("%s: %s %.3f / %.3f / %.3f s" % (
+            label, what, min(v), statistics.median(v), max(v)), flush=True)

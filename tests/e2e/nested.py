@@ -26,6 +26,8 @@ from vm import VM, MACHINES, CPU_MODEL, KIT, GuestTimeout, guest_append
 L1_BOOT_TIMEOUT = 240    # measured 10-20 s; generous for a loaded host
 L2_TIMEOUT = 120         # L2 QEMU start up to its QMP greeting
 PORTS = ("con", "qmp", "hmp")   # L1's ttyS1, ttyS2, ttyS3
+# l1-init's fresh copy of OVMF_VARS_4M.fd for each L2 (test_ovmf.py)
+OVMF_VARS = "/tmp/ovmf-vars.fd"
 # A scenario group waits at most this long for the previous L2 to go.
 L2_LOCK_TIMEOUT = 1800
 

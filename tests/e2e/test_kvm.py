@@ -4,13 +4,13 @@ pc, q35 and microvm,acpi=on, with -cpu host (host-x86_64-cpu devices) for
 the basic matrix and qemu64 for cycles and a refused unplug.  Every L2
 prints its query-kvm and fails unless KVM is enabled and present; if KVM
 cannot come up in L1, every scenario fails with the reason."""
-import statistics
 import time
 
 import test_x86
 import test_unplug
-from hotplug import plug, unplug, free_slot, assert_unharmed
-from nested import NestedVM
+import test_ovmf
+from hotplug import free_slot, timed_cycles
+from nested import NestedVM, OVMF_VARS
 
 MACHINES = ("pc", "q35", "microvm")
 
@@ -22,18 +22,7 @@ def latency(m, rounds=5):
         with NestedVM(m, cpu="host") as vm:
             vm.wait_ready()
             with r.case("%s/latency" % m, vm):
-                on, deleted = [], []
-                props = free_slot(vm)
-                for i in range(rounds):
-                    res = plug(vm, "lat%d" % i, props)
-                    on.append(res["online"])
-                    deleted.append(unplug(vm, "lat%d" % i, res["cpu"],
-                                          props)["deleted"])
-                assert_unharmed(vm, 1)
-                for what, v in (("device_add -> online", on),
-                                ("device_del -> DEVICE_DELETED", deleted)):
-                    print("%s: %s %.3f / %.3f / %.3f s" % (
-                        m, what, min(v), statistics.median(v), max(v)))
+                timed_cycles(vm, m, free_slot(vm), rounds)
     return scenario
 
 
@@ -45,6 +34,8 @@ def scenarios():
                 (m + "/cycles", test_x86.cycles(m, 10, make_vm=NestedVM)),
                 (m + "/refused", test_unplug.refused(m, NestedVM))]
     out.append(("kvm/q35/latency", latency("kvm/q35")))
+    out.append(("kvm/q35/ovmf-smm",
+                test_ovmf.smm("kvm/q35", NestedVM, OVMF_VARS)))
     return [(name, grouped(name, fn)) for name, fn in out]
 
 

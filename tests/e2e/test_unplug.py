@@ -66,9 +66,10 @@ def with_cpu1(m, name, opts, body, make_vm=VM):
     return scenario
 
 
-def refused(m, make_vm=VM):
-    """The guest vetoes the eject: DEVICE_UNPLUG_GUEST_ERROR, CPU kept,
-    and a later device_del succeeds."""
+def refused_body(m):
+    """The guest vetoes the eject of "cpu1": DEVICE_UNPLUG_GUEST_ERROR, CPU
+    kept, and a later device_del succeeds.  The machine needs
+    cpu-unplug-timeout=REFUSED_TIMEOUT."""
     def body(r, vm, props, cpu):
         with r.case("%s/refused-guest-error" % m, vm):
             assert pending(vm, props) is False
@@ -97,8 +98,12 @@ def refused(m, make_vm=VM):
         with r.case("%s/refused-then-retry-succeeds" % m, vm):
             assert vm.guest("veto 0") == ["@@VETO 0"]
             unplug(vm, "cpu1", cpu, props)
+    return body
+
+
+def refused(m, make_vm=VM):
     return with_cpu1(m, "refused", "cpu-unplug-timeout=%d" % REFUSED_TIMEOUT,
-                     body, make_vm)
+                     refused_body(m), make_vm)
 
 
 def ignored(m):
