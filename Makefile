@@ -1,7 +1,7 @@
 # vCPU hot-plug for QEMU: a patch series over Debian's qemu 10.0 source.
 #   make demo    set everything up, then hot-plug/unplug CPUs of a real guest
 #   make check   set everything up, then run every test
-#   make check-kvm  only the kvm/* scenarios (real KVM in a nested L1 guest)
+#   make check-kvm  only the kvm/* scenarios (real KVM in nested L1 guests)
 #   make bench   latency, scaling and memory figures (prints + JSON)
 #   make soak    500 plug/unplug cycles under guest load: RSS/thread bound
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
@@ -30,9 +30,12 @@ demo: qemu kit
 check: qemu stock kit
 	sh scripts/check.sh
 
-# scripts/check.sh builds the L1 kit too (it needs the built QEMU).
+# scripts/check.sh builds the L1 kits too (they need the built QEMU; the
+# arm64 L1 an arm64 build of it, build/qemu-arm64).
 check-kvm: qemu kit
 	sh scripts/kvm-l1-kit.sh >/dev/null
+	sh scripts/build-arm64.sh
+	sh scripts/kvm-l1-kit-arm64.sh >/dev/null
 	python3 tests/e2e/run.py -k 'kvm/*'
 
 bench: qemu kit

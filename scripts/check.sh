@@ -67,10 +67,19 @@ q_skip=$((q_skip + n))
 
 echo "== end-to-end scenarios (real guests)"
 # The kvm/* scenarios boot a nested L1 guest that carries this build of
-# QEMU (scripts/kvm-l1-kit.sh rebuilds it when QEMU changed).  Without a
-# kit they fail, saying so; a stale one must not stand in for it.
-sh "$ROOT/scripts/kvm-l1-kit.sh" >/dev/null ||
-    rm -f "${KIT:-/var/cache/vcpu-hotplug/kit}/initrd-l1.img"
+# QEMU (scripts/kvm-l1-kit.sh rebuilds it when QEMU changed); the arm64
+# L1 carries an arm64 build of the same tree (build/qemu-arm64).  Without
+# a kit they fail, saying so; a stale one must not stand in for it.
+KIT=${KIT:-/var/cache/vcpu-hotplug/kit}
+sh "$ROOT/scripts/kvm-l1-kit.sh" >/dev/null || rm -f "$KIT/initrd-l1.img"
+echo "   arm64 QEMU for the arm64 L1 (scripts/build-arm64.sh," \
+    "log $OUT/build-arm64.log)"
+if ! sh "$ROOT/scripts/build-arm64.sh" > "$OUT/build-arm64.log" 2>&1; then
+    tail -20 "$OUT/build-arm64.log"
+    rm -f "$KIT/initrd-l1-arm64.img"
+elif ! sh "$ROOT/scripts/kvm-l1-kit-arm64.sh" >/dev/null; then
+    rm -f "$KIT/initrd-l1-arm64.img"
+fi
 python3 "$ROOT/tests/e2e/run.py" --json "$OUT/e2e.json"
 e_rc=$?
 counts=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]

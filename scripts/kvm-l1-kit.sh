@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build the L1 kit for nested KVM (tests/e2e/nested.py): an initramfs for
+# Build the x86 L1 kit for nested KVM (tests/e2e/nested.py): an initramfs for
 # the kit's Debian 6.1 kernel that loads kvm-amd and runs our
 # qemu-system-x86_64 with -accel kvm for the L2 test guest.  This host's
 # /dev/kvm cannot run Linux; KVM inside a TCG guest with SVM can
@@ -52,6 +52,9 @@ set -- "bin/qemu-system-x86_64=$tmp/qemu" \
     "kit/vmlinuz=$KIT/vmlinuz-x86-6.1" "kit/initrd=$KIT/initrd-x86.img" \
     "${OVMF_CODE#/}=$OVMF_CODE" "${OVMF_VARS#/}=$OVMF_VARS"
 for m in "$mods"/*.ko; do set -- "$@" "lib/modules/${m##*/}=$m"; done
+# l1-init loads them in this order (the dependencies first).
+echo irqbypass ccp kvm kvm-amd > "$tmp/order"
+set -- "$@" "lib/modules/order=$tmp/order"
 # ldd: "libx.so.1 => /lib/.../libx.so.1 (0x...)" and the loader's own line
 for lib in $(ldd "$QEMU" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p;
                                    s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do

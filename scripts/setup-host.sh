@@ -3,7 +3,7 @@
 # Debian's archive only.  Idempotent: a warm machine skips what it has.
 set -eu
 
-STAMP=/var/lib/vcpu-hotplug-setup.v3
+STAMP=/var/lib/vcpu-hotplug-setup.v4
 [ -f "$STAMP" ] && [ "${FORCE_SETUP:-0}" = 0 ] && exit 0
 
 export DEBIAN_FRONTEND=noninteractive
@@ -44,6 +44,16 @@ apt-get install -y -q --no-install-recommends \
     acpica-tools cpio xz-utils zstd file
 apt-get install -y -q --no-install-recommends -t bookworm-backports \
     meson python3-pycotap
+
+# The arm64 build of our QEMU for the nested-KVM arm64 L1
+# (scripts/build-arm64.sh): the cross compiler and the :arm64 libraries
+# configure needs.  libfdt-dev is not Multi-Arch: same in bookworm (its
+# :arm64 one would remove the native one the x86 build needs): take the
+# arm64 libfdt.so.1 and the shared headers; build-arm64.sh links it.
+# pkg-config:arm64 brings the aarch64-linux-gnu-pkg-config wrapper.
+apt-get install -y -q --no-install-recommends \
+    crossbuild-essential-arm64 pkg-config:arm64 libglib2.0-dev:arm64 \
+    libpixman-1-dev:arm64 zlib1g-dev:arm64 libfdt1:arm64
 
 # libvirt 11.3 for tests/e2e/test_libvirt.py.  Its qemu driver needs
 # systemd-container: take the one of the installed systemd, so that

@@ -1,9 +1,11 @@
-"""x86 scenarios under real KVM: the L2 guests of one nested L1
-(nested.py).  The same scenarios as under TCG (test_x86, test_unplug), on
-pc, q35 and microvm,acpi=on, with -cpu host (host-x86_64-cpu devices) for
-the basic matrix and qemu64 for cycles and a refused unplug.  Every L2
-prints its query-kvm and fails unless KVM is enabled and present; if KVM
-cannot come up in L1, every scenario fails with the reason."""
+"""Scenarios under real KVM: the L2 guests of a nested L1 (nested.py).
+x86: the same scenarios as under TCG (test_x86, test_unplug), on pc, q35
+and microvm,acpi=on, with -cpu host (host-x86_64-cpu devices) for the
+basic matrix and qemu64 for cycles and a refused unplug.  arm64: the virt
+guest of test_virt (UEFI, ACPI, GICv3) with -cpu host boots under KVM in
+an arm64 L1.  Every L2 prints its query-kvm and fails unless KVM is
+enabled and present; if KVM cannot come up in an L1, every scenario of
+its arch fails with the reason."""
 import time
 
 import test_x86
@@ -26,6 +28,23 @@ def latency(m, rounds=5):
     return scenario
 
 
+def virt_boot():
+    """kvm/virt: UEFI + ACPI + in-kernel GICv3 under KVM/arm64 in the arm64
+    L1, -smp 1 (no hot-plug slots: virt refuses CPU hotplug under KVM
+    still).  The guest reaches its initramfs with its one CPU online."""
+    def scenario(r):
+        with NestedVM("kvm/virt", smp="1", cpu="host") as vm:
+            with r.case("kvm/virt/boot", vm):
+                vm.wait_ready()
+                print("kvm/virt: L2 start to initramfs %.1fs" % vm.boot_time,
+                      flush=True)
+                view = vm.cpus()
+                assert view["online"] == {0}, view
+                assert view["possible"] == {0}, view
+                assert len(vm.qmp.cmd("query-cpus-fast")) == 1
+    return scenario
+
+
 def scenarios():
     out = []
     for base in MACHINES:
@@ -36,11 +55,14 @@ def scenarios():
     out.append(("kvm/q35/latency", latency("kvm/q35")))
     out.append(("kvm/q35/ovmf-smm",
                 test_ovmf.smm("kvm/q35", NestedVM, OVMF_VARS)))
-    return [(name, grouped(name, fn)) for name, fn in out]
+    arm = [("kvm/virt/boot", virt_boot())]
+    # Each L1 serves its own group: the arm64 one runs beside the x86 one.
+    return ([(name, grouped(name, fn)) for name, fn in out] +
+            [(name, grouped(name, fn, "kvm-arm64")) for name, fn in arm])
 
 
-def grouped(name, fn):
-    """One L1 serves one L2 at a time: the harness runs the "kvm" group in
+def grouped(name, fn, group="kvm"):
+    """One L1 serves one L2 at a time: the harness runs its group in
     order on one worker.  Prints each scenario's time (boot included) and,
     when a case failed, the end of the last L2's console: the harness
     shows it only for a QEMU that died."""
@@ -55,5 +77,5 @@ def grouped(name, fn):
                 tail = vm.text().split("\n")[-40:]
                 print("%s: last L2 console lines:\n  %s" % (
                     name, "\n  ".join(tail)), flush=True)
-    scenario.group = "kvm"
+    scenario.group = group
     return scenario
