@@ -52,17 +52,19 @@ def assert_madt_contract(vm, n_boot, n_slots):
     assert got == want, "MADT GICC flags %s, expected %s" % (got, want)
 
 
-def basic():
-    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input, reset."""
+def basic(m=M, make_vm=VM, cpu=None):
+    """Cold-plug, QMP and HMP plug/unplug, re-plug, bad input, reset.
+    make_vm, cpu: another kind of VM (nested.NestedVM) and CPU model."""
     def scenario(r):
+        drv = cpu_driver(m, cpu)
         cold = "%s,socket-id=0,cluster-id=0,core-id=3,thread-id=0,id=cold3" \
-            % DRV
+            % drv
         # -no-reboot would turn system_reset into an exit
-        with VM(M, smp=SMP, devices=[cold],
-                extra=["-action", "reboot=reset"]) as vm:
-            with r.case("virt/boot-coldplug", vm):
+        with make_vm(m, smp=SMP, devices=[cold], cpu=cpu,
+                     extra=["-action", "reboot=reset"]) as vm:
+            with r.case("%s/boot-coldplug" % m, vm):
                 vm.wait_ready()
-                print("virt: accel=%s boot=%.1fs" % (vm.accel, vm.boot_time))
+                print("%s: accel=%s boot=%.1fs" % (m, vm.accel, vm.boot_time))
                 view = vm.cpus()
                 assert view["possible"] == {0, 1, 2, 3}, view
                 # arm64 Linux numbers CPUs in MADT order: slot 3 is cpu3
@@ -70,17 +72,17 @@ def basic():
                 assert view["enabled"] == {0, 3}, view
                 s = slot_of(vm, core(3))
                 assert s["qom-path"] == "/machine/peripheral/cold3", s
-                assert s["type"] == DRV, s
+                assert s["type"] == drv, s
                 assert s["vcpus-count"] == 1, s
                 assert len(slots(vm)) == 4
                 assert "/machine/peripheral/cold3" in qom_paths(vm)
                 # cold3 is plugged at boot but Online Capable, not Enabled
                 assert_madt_contract(vm, 1, 4)
 
-            with r.case("virt/hotplug-qmp", vm):
+            with r.case("%s/hotplug-qmp" % m, vm):
                 res = plug(vm, "c1", core(1))
                 cpu1 = res["cpu"]
-                print("virt: plug seen %.2fs online %.2fs" % (res["seen"],
+                print(m + ": plug seen %.2fs online %.2fs" % (res["seen"],
                                                             res["online"]))
                 cf = [c for c in vm.qmp.cmd("query-cpus-fast")
                       if c["qom-path"] == "/machine/peripheral/c1"][0]
@@ -89,38 +91,38 @@ def basic():
                 w = vm.guest("work %d" % cpu1)
                 assert "@@WORK %d ran-on=%d" % (cpu1, cpu1) in w, w
 
-            with r.case("virt/unplug-qmp-device-deleted", vm):
+            with r.case("%s/unplug-qmp-device-deleted" % m, vm):
                 res = unplug(vm, "c1", cpu1, core(1))
-                print("virt: unplug removed %.2fs deleted %.2fs" % (
+                print(m + ": unplug removed %.2fs deleted %.2fs" % (
                     res["removed"], res["deleted"]))
                 assert cpu1 not in vm.cpus()["enabled"]
 
-            with r.case("virt/replug-same-slot-same-id", vm):
+            with r.case("%s/replug-same-slot-same-id" % m, vm):
                 cpu1 = plug(vm, "c1", core(1))["cpu"]
                 w = vm.guest("work %d" % cpu1)
                 assert "@@WORK %d ran-on=%d" % (cpu1, cpu1) in w, w
 
-            with r.case("virt/bad-input", vm):
+            with r.case("%s/bad-input" % m, vm):
                 expect_error(vm, "Duplicate device ID 'c1'", "device_add",
-                             driver=DRV, id="c1", **core(2))
+                             driver=drv, id="c1", **core(2))
                 expect_error(vm, "CPU[1] with socket-id 0, cluster-id 0, "
                              "core-id 1, thread-id 0 exists", "device_add",
-                             driver=DRV, id="dup", **core(1))
+                             driver=drv, id="dup", **core(1))
                 expect_error(vm, "Invalid CPU core-id: 7 must be in range "
-                             "0:3", "device_add", driver=DRV, id="far",
+                             "0:3", "device_add", driver=drv, id="far",
                              **core(7))
                 expect_error(vm, "Invalid CPU socket-id: 1 must be in range "
-                             "0:0", "device_add", driver=DRV, id="far",
+                             "0:0", "device_add", driver=drv, id="far",
                              **{"socket-id": 1, "core-id": 0,
                                 "thread-id": 0})
                 expect_error(vm, "CPU core-id is not set", "device_add",
-                             driver=DRV, id="nocore",
+                             driver=drv, id="nocore",
                              **{"socket-id": 0, "thread-id": 0})
                 expect_error(vm, "CPU socket-id is not set", "device_add",
-                             driver=DRV, id="nosock",
+                             driver=drv, id="nosock",
                              **{"core-id": 2, "thread-id": 0})
                 expect_error(vm, "Invalid CPU type, expected cpu type: "
-                             "'%s'" % DRV, "device_add",
+                             "'%s'" % drv, "device_add",
                              driver="cortex-a57-arm-cpu", id="wrong",
                              **core(2))
                 boot = [c["qom-path"] for c in vm.qmp.cmd("query-cpus-fast")
@@ -131,15 +133,15 @@ def basic():
                              id="nope")
                 assert_unharmed(vm, 3)
 
-            with r.case("virt/hmp", vm):
+            with r.case("%s/hmp" % m, vm):
                 cpu2 = plug(vm, "h2", core(2), via="hmp")["cpu"]
                 info = vm.hmp.cmd("info hotpluggable-cpus")
                 assert 'qom_path: "/machine/peripheral/h2"' in info, info
-                assert info.count('type: "%s"' % DRV) == 4, info
+                assert info.count('type: "%s"' % drv) == 4, info
                 unplug(vm, "h2", cpu2, core(2), via="hmp")
                 assert "h2" not in vm.hmp.cmd("info hotpluggable-cpus")
 
-            with r.case("virt/system-reset-keeps-plugged", vm):
+            with r.case("%s/system-reset-keeps-plugged" % m, vm):
                 since = vm.mark()
                 vm.qmp.cmd("system_reset")
                 vm.wait_line(r"^@@READY ", 120, since)
@@ -154,12 +156,12 @@ def basic():
                 # the tables built at reset: still Online Capable
                 assert_madt_contract(vm, 1, 4)
 
-            with r.case("virt/unplug-after-reset", vm):
+            with r.case("%s/unplug-after-reset" % m, vm):
                 unplug(vm, "c1", 1, core(1))
                 cpu1 = plug(vm, "c1b", core(1))["cpu"]
                 unplug(vm, "c1b", cpu1, core(1))
 
-            with r.case("virt/unplug-coldplugged", vm):
+            with r.case("%s/unplug-coldplugged" % m, vm):
                 unplug(vm, "cold3", 3, core(3))
                 assert_unharmed(vm, 1)
     return scenario
@@ -260,39 +262,42 @@ def refused(name, machine_opts, expected, smp=SMP, boot=True, extra=(),
     return scenario
 
 
-def migrate():
+def migrate(m=M, make_vm=VM, cpu=None):
     """A VM with a hot-plugged CPU migrates to a destination started with
-    that CPU on its command line (-device ...,id=c1), which can unplug it."""
+    that CPU on its command line (-device ...,id=c1), which can unplug it.
+    make_vm, cpu: as for basic(); the migration file is the QEMUs' (for
+    nested L2s, in their L1)."""
     def scenario(r):
+        drv = cpu_driver(m, cpu)
         f = "/tmp/virt-mig-%d.bin" % os.getpid()
-        cold = "%s,socket-id=0,cluster-id=0,core-id=1,thread-id=0,id=c1" % DRV
+        cold = "%s,socket-id=0,cluster-id=0,core-id=1,thread-id=0,id=c1" % drv
         try:
-            with VM(M, smp=SMP) as src:
+            with make_vm(m, smp=SMP, cpu=cpu) as src:
                 src.wait_ready()
-                with r.case("virt/migrate-source-plug", src):
-                    cpu = plug(src, "c1", core(1))["cpu"]
+                with r.case("%s/migrate-source-plug" % m, src):
+                    num = plug(src, "c1", core(1))["cpu"]
                     src.qmp.cmd("migrate", uri="file:" + f)
                     end = time.monotonic() + 60
                     while src.qmp.cmd("query-migrate").get("status") != \
                             "completed":
                         assert time.monotonic() < end, "migration timeout"
                         time.sleep(0.2)
-            with VM(M, smp=SMP, devices=[cold],
-                    extra=["-incoming", "defer"]) as dst:
-                with r.case("virt/migrate-destination", dst):
+            with make_vm(m, smp=SMP, devices=[cold], cpu=cpu,
+                         extra=["-incoming", "defer"]) as dst:
+                with r.case("%s/migrate-destination" % m, dst):
                     dst.qmp.cmd("migrate-incoming", uri="file:" + f)
                     end = time.monotonic() + 60
                     while dst.qmp.cmd("query-status")["status"] != "running":
                         assert time.monotonic() < end, "incoming timeout"
                         time.sleep(0.2)
                     view = dst.cpus()
-                    assert view["online"] == {0, cpu}, view
-                    w = dst.guest("work %d" % cpu)
-                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
-                    unplug(dst, "c1", cpu, core(1))
-                    cpu = plug(dst, "c2", core(2))["cpu"]
-                    w = dst.guest("work %d" % cpu)
-                    assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                    assert view["online"] == {0, num}, view
+                    w = dst.guest("work %d" % num)
+                    assert "@@WORK %d ran-on=%d" % (num, num) in w, w
+                    unplug(dst, "c1", num, core(1))
+                    num = plug(dst, "c2", core(2))["cpu"]
+                    w = dst.guest("work %d" % num)
+                    assert "@@WORK %d ran-on=%d" % (num, num) in w, w
         finally:
             if os.path.exists(f):
                 os.unlink(f)
