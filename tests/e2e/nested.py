@@ -325,13 +325,19 @@ class NestedVM(VM):
         self.proc.exited.set()
         _hang_up(self._con)
 
-    def pid_stats(self):
-        """(RSS in KiB, thread count) of L2's QEMU, read in L1."""
+    def _stats(self):
         for line in self.l1.vm.guest("stats %d" % self.proc.pid):
             if line.startswith("@@L2STATS "):
-                rss, threads = line.split()[1:3]
-                return int(rss), int(threads)
+                return [int(x) for x in line.split()[1:4]]
         raise GuestTimeout("L1 did not answer 'stats'")
+
+    def pid_stats(self):
+        """(RSS in KiB, thread count) of L2's QEMU, read in L1."""
+        return tuple(self._stats()[:2])
+
+    def pid_fds(self):
+        """Open file descriptors of L2's QEMU, read in L1."""
+        return self._stats()[2]
 
     def close(self):
         try:

@@ -2,8 +2,10 @@
 x86: the same scenarios as under TCG (test_x86, test_unplug), on pc, q35
 and microvm,acpi=on, with -cpu host (host-x86_64-cpu devices) for the
 basic matrix and qemu64 for cycles and a refused unplug.  arm64: the virt
-guest of test_virt (UEFI, ACPI, GICv3) with -cpu host boots under KVM in
-an arm64 L1.  Every L2 prints its query-kvm and fails unless KVM is
+scenarios of test_virt (UEFI, ACPI, in-kernel GICv3) with -cpu host
+(host-arm-cpu devices) in an arm64 L1: plug, unplug, re-plug, HMP, bad
+input, system_reset, cold-plug, 50 cycles, migration, a refused unplug,
+and max-arm-cpu.  Every L2 prints its query-kvm and fails unless KVM is
 enabled and present; if KVM cannot come up in an L1, every scenario of
 its arch fails with the reason."""
 import time
@@ -11,7 +13,9 @@ import time
 import test_x86
 import test_unplug
 import test_ovmf
-from hotplug import free_slot, timed_cycles
+import test_virt
+from hotplug import (free_slot, timed_cycles, plug, unplug, expect_error,
+                     assert_unharmed)
 from nested import NestedVM, OVMF_VARS
 
 MACHINES = ("pc", "q35", "microvm")
@@ -30,18 +34,53 @@ def latency(m, rounds=5):
 
 def virt_boot():
     """kvm/virt: UEFI + ACPI + in-kernel GICv3 under KVM/arm64 in the arm64
-    L1, -smp 1 (no hot-plug slots: virt refuses CPU hotplug under KVM
-    still).  The guest reaches its initramfs with its one CPU online."""
+    L1, -smp 1,maxcpus=4.  Linux calls PSCI CPU_ON for each Online Capable
+    slot at boot and must get DENIED: KVM's own PSCI would start the
+    parked vCPU of the slot, which nobody runs, and the guest would wait
+    5 s for each ("CPU1: failed to come online")."""
     def scenario(r):
-        with NestedVM("kvm/virt", smp="1", cpu="host") as vm:
-            with r.case("kvm/virt/boot", vm):
+        with NestedVM("kvm/virt", smp=test_virt.SMP, cpu="host") as vm:
+            with r.case("kvm/virt/boot-slots-denied", vm):
                 vm.wait_ready()
                 print("kvm/virt: L2 start to initramfs %.1fs" % vm.boot_time,
                       flush=True)
                 view = vm.cpus()
                 assert view["online"] == {0}, view
-                assert view["possible"] == {0}, view
+                assert view["possible"] == {0, 1, 2, 3}, view
                 assert len(vm.qmp.cmd("query-cpus-fast")) == 1
+                bad = [l for l in vm.text().split("\n")
+                       if "failed to come online" in l or
+                       "failed in unknown state" in l]
+                assert not bad, bad
+    return scenario
+
+
+def virt_kvm_only():
+    """Under KVM a plugged CPU must have the boot CPUs' vCPU features: a
+    clear error naming the property, the VM unharmed; and -cpu max
+    (max-arm-cpu, host's features under KVM) plugs and unplugs."""
+    def scenario(r):
+        with NestedVM("kvm/virt", smp=test_virt.SMP, cpu="host") as vm:
+            vm.wait_ready()
+            with r.case("kvm/virt/bad-input-vcpu-features", vm):
+                boot = vm.qmp.cmd("query-cpus-fast")[0]["qom-path"]
+                pmu = vm.qmp.cmd("qom-get", path=boot, property="pmu")
+                want, got = ("on", "off") if pmu else ("off", "on")
+                expect_error(vm, "Invalid CPU property 'pmu': %s, under KVM "
+                             "it must be the boot CPUs' value (%s)" %
+                             (got, want), "device_add",
+                             driver="host-arm-cpu", id="p1", pmu=not pmu,
+                             **test_virt.core(1))
+                assert_unharmed(vm, 1)
+                cpu = plug(vm, "p1", test_virt.core(1))["cpu"]
+                unplug(vm, "p1", cpu, test_virt.core(1))
+        with NestedVM("kvm/virt", smp=test_virt.SMP, cpu="max") as vm:
+            vm.wait_ready()
+            with r.case("kvm/virt/max-arm-cpu", vm):
+                cpu = plug(vm, "m2", test_virt.core(2))["cpu"]
+                w = vm.guest("work %d" % cpu)
+                assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
+                unplug(vm, "m2", cpu, test_virt.core(2))
     return scenario
 
 
@@ -55,7 +94,14 @@ def scenarios():
     out.append(("kvm/q35/latency", latency("kvm/q35")))
     out.append(("kvm/q35/ovmf-smm",
                 test_ovmf.smm("kvm/q35", NestedVM, OVMF_VARS)))
-    arm = [("kvm/virt/boot", virt_boot())]
+    v = "kvm/virt"
+    arm = [(v + "/boot", virt_boot()),
+           (v + "/basic", test_virt.basic(v, NestedVM, "host")),
+           (v + "/kvm-only", virt_kvm_only()),
+           (v + "/cycles", test_x86.cycles(v, 50, smp=test_virt.SMP,
+                                           make_vm=NestedVM)),
+           (v + "/migrate", test_virt.migrate(v, NestedVM, "host")),
+           (v + "/refused", test_unplug.refused(v, NestedVM))]
     # Each L1 serves its own group: the arm64 one runs beside the x86 one.
     return ([(name, grouped(name, fn)) for name, fn in out] +
             [(name, grouped(name, fn, "kvm-arm64")) for name, fn in arm])

@@ -220,14 +220,15 @@ def topology(m):
 
 def cycles(m, n=6, smp="1,maxcpus=4", make_vm=VM):
     """More plug/unplug cycles than maxcpus, over every free slot in turn:
-    no abort, DEVICE_DELETED every time, and QEMU's threads and memory
-    come back.  Used for every machine."""
+    no abort, DEVICE_DELETED every time, and QEMU's threads, open files
+    and memory come back.  Used for every machine."""
     def scenario(r):
         with make_vm(m, smp=smp) as vm:
             vm.wait_ready()
             free = [s["props"] for s in slots(vm) if "qom-path" not in s]
             with r.case("%s/cycles-%d-beyond-maxcpus" % (m, n), vm):
                 base_rss, base_thr = vm.pid_stats()
+                base_fds = vm.pid_fds()
                 warm = None
                 for i in range(n):
                     props = free[i % len(free)]
@@ -236,12 +237,15 @@ def cycles(m, n=6, smp="1,maxcpus=4", make_vm=VM):
                     rss, thr = vm.pid_stats()
                     assert thr == base_thr, \
                         "cycle %d: %d threads, %d before" % (i, thr, base_thr)
+                    fds = vm.pid_fds()
+                    assert fds == base_fds, \
+                        "cycle %d: %d open fds, %d before" % (i, fds, base_fds)
                     if i == min(19, n - 1):
                         warm = rss
                 assert_unharmed(vm, 1)
                 print("%s: %d cycles: RSS %d KiB at start, %d after %d, "
-                      "%d at end; threads %d" % (m, n, base_rss, warm,
-                                                  min(20, n), rss, thr))
+                      "%d at end; threads %d; fds %d" % (
+                          m, n, base_rss, warm, min(20, n), rss, thr, fds))
                 # A leaked vCPU (object, TCG state, address spaces) costs
                 # far more than 64 KiB a cycle; allocator and translation
                 # cache noise stays within a few MiB in all.  Off under

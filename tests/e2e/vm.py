@@ -251,6 +251,10 @@ class VM:
                     threads = int(line.split()[1])
         return rss, threads
 
+    def pid_fds(self):
+        """Open file descriptors of the QEMU process."""
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
     def alive(self):
         """The guest still answers on its console."""
         return any(l.startswith("@@CPUS ") for l in self.guest("cpus"))
