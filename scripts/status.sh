@@ -23,7 +23,7 @@ for p in $(quilt applied 2>/dev/null || true); do
 done
 # Everything else that differs from the base.
 diff -rq "$BASE" . -x build -x .pc -x .pc-overlay -x patches \
-    -x .base -x .series-digest -x '.unpacked-*' 2>/dev/null |
+    -x .base -x .series-digest -x .applied -x '.unpacked-*' 2>/dev/null |
 while read -r line; do
     case "$line" in
     "Only in $BASE"*) f=$(echo "$line" | sed "s|^Only in $BASE/*\([^:]*\): |\1/|");
