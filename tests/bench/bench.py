@@ -10,7 +10,7 @@ JSON (default build/bench.json).  Figures, not assertions.
   boot      guest boot time for maxcpus 8/64/255
   rss       QEMU RSS and threads before and after --cycles plug/unplug
 
-usage: bench.py [--machines q35,microvm,virt] [--kvm q35,microvm]
+usage: bench.py [--machines q35,microvm,virt] [--kvm q35,microvm,virt]
                 [--rounds 10] [--cycles 100] [--full] [--latency-only]
 """
 import argparse
@@ -105,9 +105,9 @@ def main():
     ap.add_argument("--machines", default="q35,microvm,virt")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--cycles", type=int, default=100)
-    ap.add_argument("--kvm", default="q35,microvm",
+    ap.add_argument("--kvm", default="q35,microvm,virt",
                     help="machines whose latency is also measured under "
-                    "nested KVM ('' for none; arm virt has no KVM hotplug)")
+                    "nested KVM ('' for none)")
     ap.add_argument("--latency-only", action="store_true")
     ap.add_argument("--full", action="store_true", help="also maxcpus 255")
     ap.add_argument("--json", default=os.path.join(ROOT, "build/bench.json"))

@@ -263,8 +263,9 @@ def refused(name, machine_opts, expected, smp=SMP, boot=True, extra=(),
 
 
 def migrate(m=M, make_vm=VM, cpu=None):
-    """A VM with a hot-plugged CPU migrates to a destination started with
-    that CPU on its command line (-device ...,id=c1), which can unplug it.
+    """A VM with a hot-plugged CPU, and one plugged and unplugged again,
+    migrates to a destination started with the plugged one on its command
+    line (-device ...,id=c1), which can unplug it and plug both slots.
     make_vm, cpu: as for basic(); the migration file is the QEMUs' (for
     nested L2s, in their L1)."""
     def scenario(r):
@@ -276,6 +277,8 @@ def migrate(m=M, make_vm=VM, cpu=None):
                 src.wait_ready()
                 with r.case("%s/migrate-source-plug" % m, src):
                     num = plug(src, "c1", core(1))["cpu"]
+                    gone = plug(src, "c3", core(3))["cpu"]
+                    unplug(src, "c3", gone, core(3))
                     src.qmp.cmd("migrate", uri="file:" + f)
                     end = time.monotonic() + 60
                     while src.qmp.cmd("query-migrate").get("status") != \
@@ -295,9 +298,10 @@ def migrate(m=M, make_vm=VM, cpu=None):
                     w = dst.guest("work %d" % num)
                     assert "@@WORK %d ran-on=%d" % (num, num) in w, w
                     unplug(dst, "c1", num, core(1))
-                    num = plug(dst, "c2", core(2))["cpu"]
-                    w = dst.guest("work %d" % num)
-                    assert "@@WORK %d ran-on=%d" % (num, num) in w, w
+                    for n, dev in ((2, "c2"), (3, "c3b")):
+                        num = plug(dst, dev, core(n))["cpu"]
+                        w = dst.guest("work %d" % num)
+                        assert "@@WORK %d ran-on=%d" % (num, num) in w, w
         finally:
             if os.path.exists(f):
                 os.unlink(f)
