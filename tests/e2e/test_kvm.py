@@ -1,7 +1,9 @@
 """Scenarios under real KVM: the L2 guests of a nested L1 (nested.py).
 x86: the same scenarios as under TCG (test_x86, test_unplug), on pc, q35
 and microvm,acpi=on, with -cpu host (host-x86_64-cpu devices) for the
-basic matrix and qemu64 for cycles and a refused unplug.  arm64: the virt
+basic matrix and qemu64 for cycles and a refused unplug; migration with a
+plugged and an unplugged CPU (through a file in L1), and on q35 an
+ignored unplug with cpu-unplug-timeout and a late eject.  arm64: the virt
 scenarios of test_virt (UEFI, ACPI, in-kernel GICv3) with -cpu host
 (host-arm-cpu devices) in an arm64 L1: plug, unplug, re-plug, HMP, bad
 input, system_reset, cold-plug, 50 cycles, migration, a refused unplug,
@@ -14,6 +16,8 @@ import test_x86
 import test_unplug
 import test_ovmf
 import test_virt
+import test_migration
+from vm import cpu_driver
 from hotplug import (free_slot, timed_cycles, plug, unplug, expect_error,
                      assert_unharmed)
 from nested import NestedVM, OVMF_VARS
@@ -29,6 +33,49 @@ def latency(m, rounds=5):
             vm.wait_ready()
             with r.case("%s/latency" % m, vm):
                 timed_cycles(vm, m, free_slot(vm), rounds)
+    return scenario
+
+
+def x86_migrate(m):
+    """A guest with two hot-plugged CPUs, one unplugged again, migrates to
+    a destination started with -device for the plugged one (ids and props
+    from query-hotpluggable-cpus).  Through a file in L1, which runs one L2
+    at a time.  The guest keeps its online CPUs, QMP the same slots, and
+    unplug (of the migrated CPU) and plug (of the slot freed on the
+    source) go on working."""
+    def scenario(r):
+        f = "/tmp/kvm-migrate.bin"          # in L1
+        with NestedVM(m, cpu="host") as src:
+            src.wait_ready()
+            with r.case(m + "/migrate-source", src):
+                free = test_migration.free(src)
+                a = plug(src, "c1", free[0])["cpu"]
+                b = plug(src, "c2", free[1])["cpu"]
+                unplug(src, "c2", b, free[1])
+                want, online = test_migration.taken(src), src.cpus()["online"]
+                src.qmp.cmd("migrate", uri="file:" + f)
+                end = time.monotonic() + 120
+                while src.qmp.cmd("query-migrate").get("status") != \
+                        "completed":
+                    assert time.monotonic() < end, "migration timeout"
+                    time.sleep(0.2)
+        dev = test_migration.device_arg("c1", cpu_driver(m, "host"), free[0])
+        with NestedVM(m, cpu="host", devices=[dev],
+                      extra=["-incoming", "defer"]) as dst:
+            with r.case(m + "/migrate-destination", dst):
+                dst.qmp.cmd("migrate-incoming", uri="file:" + f)
+                end = time.monotonic() + 120
+                while dst.qmp.cmd("query-status")["status"] != "running":
+                    assert time.monotonic() < end, "incoming timeout"
+                    time.sleep(0.2)
+                assert dst.cpus()["online"] == online, dst.cpus()
+                assert test_migration.taken(dst) == want
+                w = dst.guest("work %d" % a)
+                assert "@@WORK %d ran-on=%d" % (a, a) in w, w
+                unplug(dst, "c1", a, free[0])
+                n = plug(dst, "c3", free[1])["cpu"]
+                w = dst.guest("work %d" % n)
+                assert "@@WORK %d ran-on=%d" % (n, n) in w, w
     return scenario
 
 
@@ -90,7 +137,9 @@ def scenarios():
         m = "kvm/" + base        # nested.py's name for the L2 machine
         out += [(m + "/basic", test_x86.basic(m, NestedVM, "host")),
                 (m + "/cycles", test_x86.cycles(m, 10, make_vm=NestedVM)),
-                (m + "/refused", test_unplug.refused(m, NestedVM))]
+                (m + "/refused", test_unplug.refused(m, NestedVM)),
+                (m + "/migrate", x86_migrate(m))]
+    out.append(("kvm/q35/ignored", test_unplug.ignored("kvm/q35", NestedVM)))
     out.append(("kvm/q35/latency", latency("kvm/q35")))
     out.append(("kvm/q35/ovmf-smm",
                 test_ovmf.smm("kvm/q35", NestedVM, OVMF_VARS)))

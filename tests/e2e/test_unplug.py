@@ -106,7 +106,7 @@ def refused(m, make_vm=VM):
                      refused_body(m), make_vm)
 
 
-def ignored(m):
+def ignored(m, make_vm=VM):
     """With cpu-unplug-timeout set, the guest does not answer: pending is
     visible, another device_del is refused until the deadline (qdev's
     pending-unplug state), DEVICE_UNPLUG_GUEST_ERROR, a late eject keeps
@@ -168,7 +168,8 @@ def ignored(m):
             assert len(errs) == 1, errs
         with r.case("%s/after-timeout-unplug-succeeds" % m, vm):
             unplug(vm, "cpu1", cpu, props)
-    return with_cpu1(m, "ignored", "cpu-unplug-timeout=%d" % TIMEOUT, body)
+    return with_cpu1(m, "ignored", "cpu-unplug-timeout=%d" % TIMEOUT, body,
+                     make_vm)
 
 
 def forever(m):
