@@ -7,7 +7,9 @@
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
 #   make stock   stock QEMU 10.0 (the base without our series) in build/qemu-stock
 #   make status  edits in build/qemu that the repo would lose
-.PHONY: all setup qemu stock kit demo check check-kvm bench soak asan status clean
+#   make series  patches/ as git format-patch output; git am + checkpatch check
+.PHONY: all setup qemu stock kit demo check check-kvm bench soak asan status \
+	series clean
 
 all: qemu kit
 
@@ -50,6 +52,9 @@ asan: qemu kit
 
 status:
 	sh scripts/status.sh
+
+series: setup
+	sh scripts/series.sh
 
 clean:
 	rm -rf build

@@ -1,13 +1,24 @@
 #!/bin/sh
-# Run every test: QEMU's own qtests for CPU hotplug and the ACPI tables on
-# the assembled tree (inside its meson test suite), then our end-to-end
-# scenarios with real guests.  Ends with "N passed, N failed[, N skipped]".
+# Run every test: the series exported as a posting (git am onto the base,
+# checkpatch; one check), QEMU's own qtests for CPU hotplug and the ACPI
+# tables on the assembled tree (inside its meson test suite), then our
+# end-to-end scenarios with real guests.  Ends with "N passed, N failed[,
+# N skipped]".
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BDIR=$ROOT/build/qemu/build
 OUT=$ROOT/build/test-results
 mkdir -p "$OUT"
 t0=$(date +%s)
+
+echo "== the series as a posting (scripts/series.sh)"
+s_ok=0 s_fail=0
+if sh "$ROOT/scripts/series.sh" > "$OUT/series.log" 2>&1; then
+    s_ok=1
+else
+    s_fail=1
+fi
+tail -3 "$OUT/series.log"
 
 echo "== QEMU qtests (meson test in $BDIR)"
 echo "   under TCG: this machine's /dev/kvm is a nested KVM without SMM,"
@@ -86,7 +97,8 @@ counts=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]
 print(c["PASS"], c["FAIL"]+c["XPASS"], c["SKIP"])' "$OUT/e2e.json" 2>/dev/null ||
          echo "0 1 0")
 set -- $counts
-passed=$(( q_ok + $1 )); failed=$(( q_fail + $2 )); skipped=$(( q_skip + $3 ))
+passed=$(( s_ok + q_ok + $1 )); failed=$(( s_fail + q_fail + $2 ))
+skipped=$(( q_skip + $3 ))
 [ $e_rc -ne 0 ] && [ "$2" -eq 0 ] && failed=$((failed + 1))
 
 echo "== done in $(( $(date +%s) - t0 ))s"
