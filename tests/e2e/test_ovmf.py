@@ -4,16 +4,52 @@ SMI-based CPU hotplug.  Under TCG the SMBASE relocation handshake for a
 new CPU does not complete and the guest froze; QEMU now refuses the
 device_add with the reason, and the guest keeps running.  Under KVM
 (test_kvm's kvm/q35/ovmf-smm, an L2 of nested.py) the CPU plugs and
-unplugs through the firmware, and a guest that refuses the eject gets
-DEVICE_UNPLUG_GUEST_ERROR and keeps the CPU."""
+unplugs through the firmware, a guest that refuses the eject gets
+DEVICE_UNPLUG_GUEST_ERROR and keeps the CPU, and with the unplug timeout
+opted in, an eject the firmware performs after the timeout is honoured
+(it has parked the CPU for good: keeping it froze the guest)."""
 import os
 import shutil
 import tempfile
+import time
 
 from hotplug import (free_slot, expect_error, assert_unharmed, plug,
-                     timed_cycles)
-from test_unplug import refused_body, REFUSED_TIMEOUT
+                     unplug, timed_cycles)
+from test_unplug import refused_body, pending, REFUSED_TIMEOUT
 from vm import VM, cpu_driver
+
+
+def late_eject_body(m):
+    """cpu-unplug-timeout=REFUSED_TIMEOUT: the guest does not answer the
+    request, QEMU reports DEVICE_UNPLUG_GUEST_ERROR; then the guest
+    ejects the CPU after all, through the firmware's SMM unplug: the CPU
+    goes (DEVICE_DELETED), the guest runs on, and the slot takes a new
+    CPU."""
+    def body(r, vm, props, cpu):
+        with r.case("%s/late-eject-timeout-error" % m, vm):
+            assert vm.guest("deaf 1") == ["@@DEAF 1"]
+            q = vm.qmp.mark()
+            vm.qmp.cmd("device_del", id="cpu1")
+            assert pending(vm, props) is True
+            vm.qmp.wait_event("DEVICE_UNPLUG_GUEST_ERROR",
+                              REFUSED_TIMEOUT + 10, q, device="cpu1")
+            assert pending(vm, props) is False
+        with r.case("%s/late-eject-by-firmware-honoured" % m, vm):
+            assert vm.guest("deaf 0") == ["@@DEAF 0"]
+            since, q = vm.mark(), vm.qmp.mark()
+            t0 = time.monotonic()
+            assert vm.guest("eject %d" % cpu) == ["@@EJECT %d" % cpu]
+            vm.wait_line(r"^@@EV \S+ remove cpu%d$" % cpu, 60, since)
+            vm.qmp.wait_event("DEVICE_DELETED", 30, q, device="cpu1")
+            print("%s: late eject -> DEVICE_DELETED %.2fs" % (
+                m, time.monotonic() - t0))
+            assert_unharmed(vm, 1)
+        with r.case("%s/late-eject-slot-reusable" % m, vm):
+            n = plug(vm, "cpu1b", props)["cpu"]
+            w = vm.guest("work %d" % n)
+            assert "@@WORK %d ran-on=%d" % (n, n) in w, w
+            unplug(vm, "cpu1b", n, props)
+    return body
 
 OVMF = "/usr/share/OVMF"
 CODE, VARS = OVMF + "/OVMF_CODE_4M.secboot.fd", OVMF + "/OVMF_VARS_4M.fd"
@@ -62,6 +98,8 @@ def smm(m="q35", make_vm=VM, vars_fd=None):
                     with r.case("%s/ovmf-smm-plug-unplug" % m, vm):
                         timed_cycles(vm, m + "/ovmf-smm", props, CYCLES)
                     refused_body(m + "/ovmf-smm")(
+                        r, vm, props, plug(vm, "cpu1", props)["cpu"])
+                    late_eject_body(m + "/ovmf-smm")(
                         r, vm, props, plug(vm, "cpu1", props)["cpu"])
     return scenario
 

@@ -106,11 +106,13 @@ def refused(m, make_vm=VM):
                      refused_body(m), make_vm)
 
 
-def ignored(m, make_vm=VM):
-    """With cpu-unplug-timeout set, the guest does not answer: pending is
-    visible, another device_del is refused until the deadline (qdev's
+def ignored_body(m, timeout=TIMEOUT):
+    """With cpu-unplug-timeout=timeout, the guest does not answer: pending
+    is visible, another device_del is refused until the deadline (qdev's
     pending-unplug state), DEVICE_UNPLUG_GUEST_ERROR, a late eject keeps
     the CPU, and device_del can succeed afterwards."""
+    TIMEOUT = timeout
+
     def body(r, vm, props, cpu):
         with r.case("%s/ignored-pending-visible" % m, vm):
             assert vm.guest("deaf 1") == ["@@DEAF 1"]
@@ -168,8 +170,12 @@ def ignored(m, make_vm=VM):
             assert len(errs) == 1, errs
         with r.case("%s/after-timeout-unplug-succeeds" % m, vm):
             unplug(vm, "cpu1", cpu, props)
-    return with_cpu1(m, "ignored", "cpu-unplug-timeout=%d" % TIMEOUT, body,
-                     make_vm)
+    return body
+
+
+def ignored(m, make_vm=VM):
+    return with_cpu1(m, "ignored", "cpu-unplug-timeout=%d" % TIMEOUT,
+                     ignored_body(m), make_vm)
 
 
 def forever(m):
