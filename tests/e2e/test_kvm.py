@@ -53,21 +53,12 @@ def x86_migrate(m):
                 b = plug(src, "c2", free[1])["cpu"]
                 unplug(src, "c2", b, free[1])
                 want, online = test_migration.taken(src), src.cpus()["online"]
-                src.qmp.cmd("migrate", uri="file:" + f)
-                end = time.monotonic() + 120
-                while src.qmp.cmd("query-migrate").get("status") != \
-                        "completed":
-                    assert time.monotonic() < end, "migration timeout"
-                    time.sleep(0.2)
+                test_migration.save_to_file(src, f)
         dev = test_migration.device_arg("c1", cpu_driver(m, "host"), free[0])
         with NestedVM(m, cpu="host", devices=[dev],
                       extra=["-incoming", "defer"]) as dst:
             with r.case(m + "/migrate-destination", dst):
-                dst.qmp.cmd("migrate-incoming", uri="file:" + f)
-                end = time.monotonic() + 120
-                while dst.qmp.cmd("query-status")["status"] != "running":
-                    assert time.monotonic() < end, "incoming timeout"
-                    time.sleep(0.2)
+                test_migration.load_from_file(dst, f)
                 assert dst.cpus()["online"] == online, dst.cpus()
                 assert test_migration.taken(dst) == want
                 w = dst.guest("work %d" % a)

@@ -39,6 +39,24 @@ def qemu_said(vm):
                      )[-2000:] or "(nothing)"
 
 
+def save_to_file(src, path, timeout=120):
+    """Migrate src into a file (of src's QEMU's file system)."""
+    src.qmp.cmd("migrate", uri="file:" + path)
+    end = time.monotonic() + timeout
+    while src.qmp.cmd("query-migrate").get("status") != "completed":
+        assert time.monotonic() < end, "migration timeout"
+        time.sleep(0.2)
+
+
+def load_from_file(dst, path, timeout=120):
+    """Start dst (-incoming defer) from a file save_to_file() wrote."""
+    dst.qmp.cmd("migrate-incoming", uri="file:" + path)
+    end = time.monotonic() + timeout
+    while dst.qmp.cmd("query-status")["status"] != "running":
+        assert time.monotonic() < end, "incoming timeout"
+        time.sleep(0.2)
+
+
 def migrate(src, dst, timeout=120):
     """unix: migration from src to dst (started with -incoming defer);
     returns seconds until the destination runs."""

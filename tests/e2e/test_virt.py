@@ -12,6 +12,7 @@ import time
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import test_migration
 import test_x86
 import vm as _vm
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
@@ -279,20 +280,11 @@ def migrate(m=M, make_vm=VM, cpu=None):
                     num = plug(src, "c1", core(1))["cpu"]
                     gone = plug(src, "c3", core(3))["cpu"]
                     unplug(src, "c3", gone, core(3))
-                    src.qmp.cmd("migrate", uri="file:" + f)
-                    end = time.monotonic() + 60
-                    while src.qmp.cmd("query-migrate").get("status") != \
-                            "completed":
-                        assert time.monotonic() < end, "migration timeout"
-                        time.sleep(0.2)
+                    test_migration.save_to_file(src, f)
             with make_vm(m, smp=SMP, devices=[cold], cpu=cpu,
                          extra=["-incoming", "defer"]) as dst:
                 with r.case("%s/migrate-destination" % m, dst):
-                    dst.qmp.cmd("migrate-incoming", uri="file:" + f)
-                    end = time.monotonic() + 60
-                    while dst.qmp.cmd("query-status")["status"] != "running":
-                        assert time.monotonic() < end, "incoming timeout"
-                        time.sleep(0.2)
+                    test_migration.load_from_file(dst, f)
                     view = dst.cpus()
                     assert view["online"] == {0, num}, view
                     w = dst.guest("work %d" % num)
