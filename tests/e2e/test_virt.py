@@ -7,7 +7,6 @@ Linux on arm64 (>= 6.11) only uses CPUs that the MADT lists at boot
 import os
 import re
 import sys
-import time
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
