@@ -3,13 +3,15 @@
 #   make check   set everything up, then run every test
 #   make check-kvm  only the kvm/* scenarios (real KVM in nested L1 guests)
 #   make bench   latency, scaling and memory figures (prints + JSON)
+#   make scale   hot-plug cost as the vCPU count grows: stock vs ours
 #   make soak    500 plug/unplug cycles under guest load: RSS/thread bound
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
 #   make stock   stock QEMU 10.0 (the base without our series) in build/qemu-stock
 #   make status  edits in build/qemu that the repo would lose
 #   make series  patches/ as git format-patch output; git am + checkpatch check
-.PHONY: all setup qemu stock kit demo check check-kvm bench soak asan status \
-	series clean
+#   make install PREFIX=/usr/local  install our qemu-system-x86_64 and -aarch64
+.PHONY: all setup qemu stock kit demo check check-kvm bench scale soak asan \
+	status series install clean
 
 all: qemu kit
 
@@ -43,6 +45,9 @@ check-kvm: qemu kit
 bench: qemu kit
 	python3 tests/bench/bench.py $(BENCH_ARGS)
 
+scale: qemu stock kit
+	python3 tests/bench/scale.py $(SCALE_ARGS)
+
 soak: qemu kit
 	python3 tests/bench/soak.py $(SOAK_ARGS)
 
@@ -55,6 +60,10 @@ status:
 
 series: setup
 	sh scripts/series.sh
+
+PREFIX ?= /usr/local
+install: qemu
+	PREFIX="$(PREFIX)" sh scripts/install.sh
 
 clean:
 	rm -rf build

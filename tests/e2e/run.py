@@ -16,6 +16,7 @@ import test_replug      # noqa: E402
 import test_ovmf        # noqa: E402
 import test_compat      # noqa: E402
 import test_kvm         # noqa: E402
+import test_install     # noqa: E402
 
 
 def main():
@@ -29,7 +30,7 @@ def main():
             test_unplug.scenarios() + test_replug.scenarios() +
             test_ovmf.scenarios() +
             test_libvirt.scenarios() + test_compat.scenarios() +
-            test_kvm.scenarios())
+            test_kvm.scenarios() + test_install.scenarios())
     c = harness.run(scen, jobs=a.j, pattern=a.k, json_out=a.json)
     failed = c["FAIL"] + c["XPASS"]
     print("e2e: %d passed, %d failed, %d skipped, %d known failures"

@@ -28,17 +28,25 @@ def core(n):
     return {"socket-id": 0, "cluster-id": 0, "core-id": n, "thread-id": 0}
 
 
-def madt_gicc_flags(vm):
-    """The guest's MADT: the flags of each GICC structure, in order."""
-    hexdump = "".join(vm.guest("od -An -tx1 -v /sys/firmware/acpi/tables/APIC"))
-    b = bytes.fromhex(hexdump.replace(" ", ""))
-    flags, off = [], 44                  # header 36 + GIC address 4 + flags 4
+def guest_table(vm, sig):
+    """The bytes of ACPI table sig as the guest's kernel got it."""
+    hexdump = "".join(vm.guest("od -An -tx1 -v /sys/firmware/acpi/tables/"
+                               + sig))
+    return bytes.fromhex(hexdump.replace(" ", ""))
+
+
+def madt_giccs(vm):
+    """The guest's MADT: its revision and the (flags, length) of each GICC
+    structure, in order."""
+    b = guest_table(vm, "APIC")
+    giccs, off = [], 44                  # header 36 + GIC address 4 + flags 4
     while off < len(b):
         kind, length = b[off], b[off + 1]
         if kind == 0xB:                  # GICC: flags at offset 12
-            flags.append(int.from_bytes(b[off + 12:off + 16], "little"))
+            giccs.append((int.from_bytes(b[off + 12:off + 16], "little"),
+                          length))
         off += length
-    return flags
+    return b[8], giccs
 
 
 GICC_ENABLED, GICC_ONLINE_CAPABLE = 1, 1 << 3
@@ -46,10 +54,18 @@ GICC_ENABLED, GICC_ONLINE_CAPABLE = 1, 1 << 3
 
 def assert_madt_contract(vm, n_boot, n_slots):
     """Linux's arm64 contract: the -smp CPUs Enabled, every other slot
-    Online Capable and not Enabled, whatever is plugged now."""
+    Online Capable and not Enabled, whatever is plugged now.  Online
+    Capable is ACPI 6.5: a revision 6 MADT with 6.5 GICC structures (82
+    bytes) and a 6.5 FADT."""
     want = [GICC_ENABLED] * n_boot + [GICC_ONLINE_CAPABLE] * (n_slots - n_boot)
-    got = [f & (GICC_ENABLED | GICC_ONLINE_CAPABLE) for f in madt_gicc_flags(vm)]
+    rev, giccs = madt_giccs(vm)
+    got = [f & (GICC_ENABLED | GICC_ONLINE_CAPABLE) for f, _ in giccs]
     assert got == want, "MADT GICC flags %s, expected %s" % (got, want)
+    lengths = sorted(set(n for _, n in giccs))
+    fadt = guest_table(vm, "FACP")
+    assert (rev, lengths, fadt[8], fadt[131]) == (6, [82], 6, 5), \
+        "MADT revision %d, GICC lengths %s, FADT %d.%d; expected ACPI 6.5 " \
+        "(6, [82], 6.5)" % (rev, lengths, fadt[8], fadt[131])
 
 
 def basic(m=M, make_vm=VM, cpu=None):

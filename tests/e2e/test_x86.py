@@ -280,7 +280,7 @@ def kernel_612(m, accel=None):
     """Debian's current kernel ignores CPUs that are neither Enabled nor
     Online Capable when it does not recognise the hypervisor (TCG):
     acpi-online-capable, on by default on the pc/q35 aliases (the -cpuhp1
-    machine types), describes them as ACPI 6.3 asks.  accel: e.g.
+    machine types) and on microvm, describes them as ACPI 6.3 asks.  accel: e.g.
     "tcg,thread=single" (one round-robin thread for every vCPU)."""
     what = "tcg-single-thread" if accel else "online-capable"
 
@@ -291,6 +291,14 @@ def kernel_612(m, accel=None):
             with r.case("%s/linux-6.12-%s-plug-unplug" % (m, what), vm):
                 view = vm.cpus()
                 assert view["possible"] == {0, 1, 2, 3}, view
+                # Online Capable is ACPI 6.3: a revision 5 MADT, a 6.3 FADT
+                revs = [vm.guest("od -An -tu1 -j%d -N1 /sys/firmware/acpi/"
+                                 "tables/%s" % (off, t))[0].strip()
+                        for t, off in (("APIC", 8), ("FACP", 8),
+                                       ("FACP", 131))]
+                assert revs == ["5", "6", "3"], \
+                    "MADT revision, FADT revision.minor: %s, expected " \
+                    "5, 6.3" % revs
                 for i in range(2):
                     props = free_slot(vm)
                     since = vm.mark()
@@ -336,6 +344,7 @@ def scenarios():
             ("pc/single-thread", single_thread_tcg("pc")),
             ("q35/linux-6.12", kernel_612("q35")),
             ("pc/linux-6.12", kernel_612("pc")),
+            ("microvm/linux-6.12", kernel_612("microvm")),
             ("q35/linux-6.12-single-thread",
              kernel_612("q35", "tcg,thread=single")),
             ("pc/linux-6.12-single-thread",

@@ -114,7 +114,7 @@ class VM:
     def __init__(self, machine, smp="1,maxcpus=4", devices=(), extra=(),
                  append="", accel=None, kernel=None, cpu=None, mem="512M",
                  paused=False, timeout=120, name=None, machine_opts="",
-                 qemu_build=None):
+                 qemu_build=None, fw_dirs=FW_DIRS):
         arch, mval, kern, initrd, console, mextra = MACHINES[machine]
         if machine_opts:
             mval += "," + machine_opts
@@ -137,7 +137,7 @@ class VM:
                 "-initrd", os.path.join(KIT, initrd),
                 "-append", "console=%s quiet panic=-1 %s %s" % (
                     console, guest_append(machine), append)]
-        for d in FW_DIRS:
+        for d in fw_dirs:
             args += ["-L", d]
         args += mextra
         for dev in devices:
