@@ -2,7 +2,7 @@
 #   make demo    set everything up, then hot-plug/unplug CPUs of a real guest
 #   make check   set everything up, then run every test
 #   make check-kvm  only the kvm/* scenarios (real KVM in nested L1 guests)
-#   make bench   latency, scaling and memory figures (prints + JSON)
+#   make bench   latency, scaling and memory figures (prints + JSON), scale too
 #   make scale   hot-plug cost as the vCPU count grows: stock vs ours
 #   make soak    500 plug/unplug cycles under guest load: RSS/thread bound
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
@@ -42,8 +42,10 @@ check-kvm: qemu kit
 	sh scripts/kvm-l1-kit-arm64.sh >/dev/null
 	python3 tests/e2e/run.py -k 'kvm/*'
 
-bench: qemu kit
+# bench also runs scale: QEMU's own cost of a plug next to stock 10.0's
+bench: qemu stock kit
 	python3 tests/bench/bench.py $(BENCH_ARGS)
+	python3 tests/bench/scale.py $(SCALE_ARGS)
 
 scale: qemu stock kit
 	python3 tests/bench/scale.py $(SCALE_ARGS)

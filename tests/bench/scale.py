@@ -17,13 +17,24 @@ recorded as "n/a: <error>".
          mechanism #1: o /w 0xcf8 <address>, o /h 0xcfc <value>);
          median HMP round trip per toggle, and of a write that changes
          nothing (the HMP baseline)
+  unplug q35 only, -S: every slot plugged, ICH9's ACPI CPU hotplug block
+         switched to its modern registers (cpu-hotplug-legacy=off, what
+         the guest's AML does at boot), then for each CPU, last plugged
+         first: device_del, and the guest's part done through HMP port
+         I/O as its _EJ0 and _OST would (select, eject, _OST eject
+         success); time from the eject write to DEVICE_DELETED (QEMU's
+         cost of completing an unplug), first and last eighth, median
   burst  running guest, -smp 1,maxcpus=64 (or --max): 63 device_add back
          to back; time to the last QMP return and until the guest has all
          64 online
   boot   guest boot time with -smp --max (all CPUs cold-plugged)
+  kvm    with --kvm MACHINES: plug and rss again under real KVM, nested
+         (tests/e2e/nested.py, -cpu host), for ours only (the L1 guest
+         carries our build)
 
 usage: scale.py [--machines q35,microvm,virt] [--builds stock,ours]
                 [--skip plug,rss,pci,burst,boot] [--max 255] [--json FILE]
+                [--kvm q35,microvm,virt]
 """
 import argparse
 import json
@@ -37,12 +48,14 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 from vm import VM, ROOT, QEMU_BUILD, cpu_driver  # noqa: E402
 from qmp import QMPError                          # noqa: E402
 from bench import free_slots                      # noqa: E402
+from hotplug import slots                         # noqa: E402
 
 BUILDS = {"stock": os.environ.get("STOCK_BUILD", os.path.join(
     ROOT, "build/qemu-stock/build")), "ours": QEMU_BUILD}
-PARTS = ("plug", "rss", "pci", "burst", "boot")
+PARTS = ("plug", "rss", "pci", "unplug", "burst", "boot")
 PCI_ADDR = 5                        # -device pci-testdev,addr=05.0
 BAR = 0xfe000000                    # unused MMIO below the IOAPIC
+CPUHP = 0xcd8                       # ICH9's ACPI CPU hotplug registers
 
 
 def add_all(vm, slots, first_id=0):
@@ -50,8 +63,8 @@ def add_all(vm, slots, first_id=0):
     times = []
     for i, props in enumerate(slots, first_id):
         t0 = time.perf_counter()
-        vm.qmp.cmd("device_add", driver=cpu_driver(vm.machine), id="sc%d" % i,
-                   **props)
+        vm.qmp.cmd("device_add", driver=cpu_driver(vm.machine, vm.cpu),
+                   id="sc%d" % i, **props)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -64,8 +77,14 @@ def settled_rss(vm):
 
 
 def plug(info, m, build, maxcpus):
-    with VM(m, smp="1,maxcpus=%d" % maxcpus, paused=True, mem="2G",
-            qemu_build=build) as vm:
+    if build == "kvm":
+        from nested import NestedVM
+        vm = NestedVM("kvm/" + m, smp="1,maxcpus=%d" % maxcpus, paused=True,
+                      mem="1G", cpu="host")
+    else:
+        vm = VM(m, smp="1,maxcpus=%d" % maxcpus, paused=True, mem="2G",
+                qemu_build=build)
+    with vm:
         info["accel"] = vm.accel
         free = free_slots(vm)
         rss0 = settled_rss(vm)
@@ -123,6 +142,44 @@ def pci(info, m, build, counts):
     return res
 
 
+def eighths(t):
+    e = max(1, len(t) // 8)
+    first, last = statistics.mean(t[:e]), statistics.mean(t[-e:])
+    return {"cpus": len(t), "first_eighth_ms": first * 1e3,
+            "last_eighth_ms": last * 1e3,
+            "median_ms": statistics.median(t) * 1e3,
+            "last_first": last / first, "total_s": sum(t)}
+
+
+def unplug(info, m, build, maxcpus):
+    with VM(m, smp="1,maxcpus=%d" % maxcpus, paused=True, mem="2G",
+            qemu_build=build) as vm:
+        info["accel"] = vm.accel
+        order = [s["props"] for s in reversed(slots(vm))]   # by index
+        add_all(vm, order[1:], 1)
+        lpc = [ln.split()[0] for ln in vm.hmp.cmd("info qom-tree").split("\n")
+               if ln.strip().endswith("(ICH9-LPC)")]
+        if len(lpc) != 1:
+            raise RuntimeError("ICH9-LPC not found in info qom-tree")
+        path = "/machine/unattached/" + lpc[0].lstrip("/")
+        vm.qmp.cmd("qom-set", path=path, property="cpu-hotplug-legacy",
+                   value=False)
+        t = []
+        for i in range(len(order) - 1, 0, -1):
+            since = vm.qmp.mark()
+            vm.qmp.cmd("device_del", id="sc%d" % i)
+            pci_out(vm, "w", CPUHP, i)                  # CPU selector
+            t0 = time.monotonic()
+            pci_out(vm, "b", CPUHP + 4, 8)              # eject
+            for cmd, val in ((1, 3), (2, 0)):           # _OST 3 (eject), 0
+                pci_out(vm, "b", CPUHP + 5, cmd)
+                pci_out(vm, "w", CPUHP + 8, val)
+            te, _ = vm.qmp.wait_event("DEVICE_DELETED", 30, since,
+                                      device="sc%d" % i)
+            t.append(te - t0)
+    return eighths(t)
+
+
 def burst(info, m, build, n):
     with VM(m, smp="1,maxcpus=%d" % n, mem="1G", qemu_build=build) as vm:
         info["accel"] = vm.accel
@@ -175,6 +232,13 @@ ROWS = {
     "rss": [("RSS before KiB", ("rss_kib_before",), "%d"),
             ("RSS after KiB", ("rss_kib_after",), "%d"),
             ("RSS KiB per vCPU", ("rss_kib_per_cpu",), "%.0f")],
+    "unplug": [("CPUs unplugged", ("cpus",), "%d"),
+               ("eject -> DEVICE_DELETED first 1/8 ms",
+                ("first_eighth_ms",), "%.2f"),
+               ("eject -> DEVICE_DELETED last 1/8 ms",
+                ("last_eighth_ms",), "%.2f"),
+               ("eject -> DEVICE_DELETED median ms", ("median_ms",), "%.2f"),
+               ("last/first", ("last_first",), "%.2f")],
     "burst": [("last QMP return s", ("last_qmp_return_s",), "%.2f"),
               ("all online in the guest s", ("all_online_s",), "%.2f")],
     "boot": [("guest ready s", ("boot_s",), "%.1f")],
@@ -222,6 +286,8 @@ def main():
                     ",".join(PARTS))
     ap.add_argument("--max", type=int, default=255, help="maxcpus")
     ap.add_argument("--json", default=os.path.join(ROOT, "build/scale.json"))
+    ap.add_argument("--kvm", default="", help="machines whose plug and rss "
+                    "are also measured under nested KVM (ours only)")
     a = ap.parse_args()
     builds = a.builds.split(",")
     skip = set(a.skip.split(",")) - {""}
@@ -231,11 +297,12 @@ def main():
         res[m] = {}
         print("== %s" % m, flush=True)
         todo = [("plug", plug, (a.max,)), ("pci", pci, (counts,)),
+                ("unplug", unplug, (a.max,)),
                 ("burst", burst, (min(64, a.max),)), ("boot", boot, (a.max,))]
         for part, fn, args in todo:
             if part == "plug" and {"plug", "rss"} <= skip or \
                     part != "plug" and part in skip or \
-                    part == "pci" and m != "q35":
+                    part in ("pci", "unplug") and m != "q35":
                 continue
             r = res[m][part] = {"accel": {}}
             for b in builds:
@@ -248,6 +315,8 @@ def main():
                              % a.max),
                             ("rss", "RSS per plugged vCPU (prelaunch)"),
                             ("pci", "PCI BAR decoding toggle, HMP port I/O"),
+                            ("unplug", "device_del completion, -S, guest "
+                             "part by HMP port I/O"),
                             ("burst", "%d device_add back to back, running "
                              "guest" % (min(64, a.max) - 1)),
                             ("boot", "boot -smp %d" % a.max)):
@@ -255,6 +324,15 @@ def main():
             if src in res[m] and part not in skip:
                 print_section(title, res[m][src], pci_rows(counts)
                               if part == "pci" else ROWS[part], builds)
+        if m in a.kvm.split(","):
+            r = res[m]["plug_kvm"] = {"accel": {}}
+            t0 = time.monotonic()
+            r["ours"], r["accel"]["ours"] = measure(plug, m, "kvm", a.max)
+            print("  plug under nested KVM: %.0fs wall" % (
+                time.monotonic() - t0), flush=True)
+            print_section("prelaunch device_add under nested KVM, -smp "
+                          "1,maxcpus=%d" % a.max, r,
+                          ROWS["plug"] + ROWS["rss"], ["ours"])
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump(res, f, indent=1)
