@@ -76,6 +76,15 @@ def settled_rss(vm):
     return vm.pid_stats()[0]
 
 
+def eighths(t):
+    e = max(1, len(t) // 8)
+    first, last = statistics.mean(t[:e]), statistics.mean(t[-e:])
+    return {"cpus": len(t), "first_eighth_ms": first * 1e3,
+            "last_eighth_ms": last * 1e3,
+            "median_ms": statistics.median(t) * 1e3,
+            "last_first": last / first, "total_s": sum(t)}
+
+
 def plug(info, m, build, maxcpus):
     if build == "kvm":
         from nested import NestedVM
@@ -90,14 +99,8 @@ def plug(info, m, build, maxcpus):
         rss0 = settled_rss(vm)
         t = add_all(vm, free)
         rss1 = settled_rss(vm)
-    e = max(1, len(t) // 8)
-    first, last = statistics.mean(t[:e]), statistics.mean(t[-e:])
-    return {"cpus": len(t), "first_eighth_ms": first * 1e3,
-            "last_eighth_ms": last * 1e3,
-            "median_ms": statistics.median(t) * 1e3,
-            "last_first": last / first, "total_s": sum(t),
-            "rss_kib_before": rss0, "rss_kib_after": rss1,
-            "rss_kib_per_cpu": (rss1 - rss0) / len(t)}
+    return dict(eighths(t), rss_kib_before=rss0, rss_kib_after=rss1,
+                rss_kib_per_cpu=(rss1 - rss0) / len(t))
 
 
 def pci_out(vm, size, port, val):
@@ -140,15 +143,6 @@ def pci(info, m, build, counts):
             res[n] = {"toggle_ms": statistics.median(toggle) * 1e3,
                       "noop_ms": statistics.median(noop) * 1e3}
     return res
-
-
-def eighths(t):
-    e = max(1, len(t) // 8)
-    first, last = statistics.mean(t[:e]), statistics.mean(t[-e:])
-    return {"cpus": len(t), "first_eighth_ms": first * 1e3,
-            "last_eighth_ms": last * 1e3,
-            "median_ms": statistics.median(t) * 1e3,
-            "last_first": last / first, "total_s": sum(t)}
 
 
 def unplug(info, m, build, maxcpus):
