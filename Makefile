@@ -8,10 +8,12 @@
 #   make asan    the e2e suite under ASan + LeakSanitizer (build/qemu-asan)
 #   make stock   stock QEMU 10.0 (the base without our series) in build/qemu-stock
 #   make status  edits in build/qemu that the repo would lose
-#   make series  patches/ as git format-patch output; git am + checkpatch check
+#   make series  patches/ as git format-patch output, one posting per topic
+#                with cover letters; git am + checkpatch check
+#   make bisect  build after every patch of the series, qtests per topic
 #   make install PREFIX=/usr/local  install our qemu-system-x86_64 and -aarch64
 .PHONY: all setup qemu stock kit demo check check-kvm bench scale soak asan \
-	status series install clean
+	status series bisect install clean
 
 all: qemu kit
 
@@ -62,6 +64,9 @@ status:
 
 series: setup
 	sh scripts/series.sh
+
+bisect: setup
+	sh scripts/bisect.sh
 
 PREFIX ?= /usr/local
 install: qemu

@@ -51,29 +51,18 @@ qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/cpu-unplug-test \
     qtest-aarch64/cpu-plug-test qtest-aarch64/numa-test
 # bios-tables-test proves that the default pc/q35 tables did not change.
 # Some of its cases fail here on the unpatched base as well, because of
-# Debian's firmware, not of QEMU's tables: skip them by name and count
-# them as skipped.
-# - microvm: they hang (Debian's bios-microvm.bin does not boot their
-#   virtio-mmio disk under TCG).  The e2e case microvm/tables-as-stock
-#   compares microvm's DSDT and MADT with the same expected blobs.
-# - dimmpxm: Debian's SeaBIOS 1.16.2 places the NVDIMM buffer one page
-#   away from where QEMU's expected SSDT (made with QEMU's own SeaBIOS
-#   build) says: "MEMA 0x07FFF000" instead of 0x07FFE000.
-# - q35/mmio64: the same SeaBIOS puts the 64-bit PCI window at 8 GiB
-#   (0x200000000); the expected DSDT has it at 0xFF00000000.
-ENV_FAILS="/x86_64/acpi/microvm /x86_64/acpi/microvm/usb
-    /x86_64/acpi/microvm/rtc /x86_64/acpi/microvm/ioapic2
-    /x86_64/acpi/microvm/oem-fields /x86_64/acpi/microvm/pcie
-    /x86_64/acpi/microvm/acpierst
-    /x86_64/acpi/piix4/dimmpxm /x86_64/acpi/q35/dimmpxm
-    /x86_64/acpi/q35/mmio64"
+# Debian's firmware, not of QEMU's tables: skip them by name (the list and
+# why: scripts/bios-tables-env-fails) and count them as skipped.
 skips=""
-for p in $ENV_FAILS; do skips="$skips -s $p"; done
+for p in $(grep -v '^#' "$ROOT/scripts/bios-tables-env-fails"); do
+    skips="$skips -s $p"
+done
 qtests bios-tables.log --test-args "$skips" qtest-x86_64/bios-tables-test
 # meson keeps the subtests' TAP lines in its own log
 n=$(grep -c 'SKIP by request' "$BDIR/meson-logs/testlog.txt" || true)
 [ "$n" -gt 0 ] && echo "   skipped $n bios-tables-test cases that fail on" \
-    "the unpatched base too, because of Debian's firmware (scripts/check.sh)"
+    "the unpatched base too, because of Debian's firmware" \
+    "(scripts/bios-tables-env-fails)"
 q_skip=$((q_skip + n))
 
 echo "== end-to-end scenarios (real guests)"
