@@ -54,7 +54,7 @@ qtests() { # TOPIC: the CPU hotplug qtests of scripts/check.sh
               --num-processes 2 --timeout-multiplier 3 $tests &&
           sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
               --timeout-multiplier 3 --test-args "$skips" \
-              qtest-x86_64/bios-tables-test) > "$LOG/qtests-$1" 2>&1; then
+              qtest-x86_64/bios-tables-test qtest-aarch64/bios-tables-test) > "$LOG/qtests-$1" 2>&1; then
         grep -E '^ *[0-9]+/[0-9]+ ' "$LOG/qtests-$1" || tail -n 30 "$LOG/qtests-$1"
         echo "bisect: qtests fail at the end of topic $1 (log $LOG/qtests-$1)"
         exit 1

@@ -29,6 +29,15 @@ ninja ${NINJA_ARGS:-} ${TARGETS:-qemu-system-x86_64 qemu-system-aarch64 \
     tests/qtest/bios-tables-test \
     tests/qtest/numa-test tests/qtest/device-introspect-test}
 
+# bios-tables-test boots virt with pc-bios/edk2-aarch64-code.fd and
+# edk2-arm-vars.fd (64 MiB flash images), which Debian strips too: use
+# Debian's AAVMF images, the same edk2 build padded the same way.
+mkdir -p pc-bios
+for f in edk2-aarch64-code.fd:AAVMF_CODE.fd edk2-arm-vars.fd:AAVMF_VARS.fd; do
+    [ -e "/usr/share/AAVMF/${f#*:}" ] && ln -sfn "/usr/share/AAVMF/${f#*:}" \
+        "pc-bios/${f%%:*}"
+done
+
 # Debian strips the firmware blobs from its source.  A QEMU run from the
 # build tree (qtests) looks for firmware in its qemu-bundle, at the
 # configured --firmwarepath relocated there: link Debian's packaged dirs.

@@ -49,7 +49,8 @@ export QTEST_AARCH64_BIOS=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 qtests qtest.log qtest-x86_64/cpu-plug-test qtest-x86_64/cpu-unplug-test \
     qtest-x86_64/numa-test qtest-aarch64/cpu-unplug-test \
     qtest-aarch64/cpu-plug-test qtest-aarch64/numa-test
-# bios-tables-test proves that the default pc/q35 tables did not change.
+# bios-tables-test proves that the default pc/q35/virt tables did not
+# change, and checks the new shapes (.cphp on x86, .cpuhp on virt).
 # Some of its cases fail here on the unpatched base as well, because of
 # Debian's firmware, not of QEMU's tables: skip them by name (the list and
 # why: scripts/bios-tables-env-fails) and count them as skipped.
@@ -57,7 +58,8 @@ skips=""
 for p in $(grep -v '^#' "$ROOT/scripts/bios-tables-env-fails"); do
     skips="$skips -s $p"
 done
-qtests bios-tables.log --test-args "$skips" qtest-x86_64/bios-tables-test
+qtests bios-tables.log --test-args "$skips" qtest-x86_64/bios-tables-test \
+    qtest-aarch64/bios-tables-test
 # meson keeps the subtests' TAP lines in its own log
 n=$(grep -c 'SKIP by request' "$BDIR/meson-logs/testlog.txt" || true)
 [ "$n" -gt 0 ] && echo "   skipped $n bios-tables-test cases that fail on" \
