@@ -21,6 +21,11 @@ if [ ! -e "$W/.git" ]; then
     rm -rf "$W"
     git -C "$REPO" worktree prune
     git -C "$REPO" worktree add -q --detach "$W" base
+    # QEMU's .gitignore leaves the unpacked subprojects (keycodemapdb,
+    # berkeley-softfloat-3, ...) out of git: take them from the base
+    # source, or meson would try to download them
+    (cd "$(sh "$ROOT/scripts/fetch-qemu.sh")" && tar cf - subprojects) |
+        (cd "$W" && tar xf -)
 fi
 
 build() { # NAME: build the checked-out tree, log to $LOG/NAME

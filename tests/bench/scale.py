@@ -15,8 +15,10 @@ recorded as "n/a: <error>".
          to 0xfe000000, then its memory decoding (command register bit 1)
          toggled 50 times on and off through HMP port I/O (config
          mechanism #1: o /w 0xcf8 <address>, o /h 0xcfc <value>);
-         median HMP round trip per toggle, and of a write that changes
-         nothing (the HMP baseline)
+         median HMP round trip per toggle, QEMU's CPU time per toggle
+         (all threads, from /proc, its idle burn subtracted: less
+         sensitive than wall time to other load on the host), and the
+         round trip of a write that changes nothing (the HMP baseline)
   unplug q35 only, -S: every slot plugged, ICH9's ACPI CPU hotplug block
          switched to its modern registers (cpu-hotplug-legacy=off, what
          the guest's AML does at boot), then for each CPU, last plugged
@@ -119,6 +121,20 @@ def pci_cfg(vm, reg):
     pci_out(vm, "w", 0xcf8, 0x80000000 | PCI_ADDR << 11 | reg)
 
 
+def cpu_seconds(vm):
+    """User + system CPU time of the whole QEMU process (all threads)."""
+    with open("/proc/%d/stat" % vm.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(vm):
+    """CPU seconds per second QEMU burns with nothing to do."""
+    c0 = cpu_seconds(vm)
+    time.sleep(1)
+    return cpu_seconds(vm) - c0
+
+
 def pci(info, m, build, counts):
     res = {}
     with VM(m, smp="1,maxcpus=%d" % (max(counts) + 1), paused=True,
@@ -137,10 +153,14 @@ def pci(info, m, build, counts):
         for n in counts:
             add_all(vm, free[have - 1:n - 1], have)
             have = n
+            c0 = cpu_seconds(vm)
             toggle = [pci_out(vm, "h", 0xcfc, v) for _ in range(50)
                       for v in (2, 0)]
+            time.sleep(0.5)             # let the vCPUs finish their work
+            cpu = (cpu_seconds(vm) - c0 - 0.5 * idle_cpu(vm)) / len(toggle)
             noop = [pci_out(vm, "h", 0xcfc, 0) for _ in range(50)]
             res[n] = {"toggle_ms": statistics.median(toggle) * 1e3,
+                      "toggle_cpu_ms": cpu * 1e3,
                       "noop_ms": statistics.median(noop) * 1e3}
     return res
 
@@ -242,6 +262,7 @@ ROWS = {
 def pci_rows(counts):
     return [("%s ms, %d vCPUs" % (w, n), (n, k), "%.3f") for n in counts
             for w, k in (("toggle median", "toggle_ms"),
+                         ("toggle QEMU CPU time", "toggle_cpu_ms"),
                          ("no-op write median", "noop_ms"))]
 
 
