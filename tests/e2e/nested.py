@@ -224,7 +224,9 @@ class NestedVM(VM):
     """An L2 guest under KVM in L1, driven like vm.VM (console lines, QMP,
     HMP).  machine: "kvm/<machine>" (or a plain vm.MACHINES key); it picks
     the L1 arch.  cpu: "host" or a model (default as vm.VM's)."""
-    last = None          # the latest L2, for test_kvm's failure report
+    # The latest L2 of each L1 arch, for test_kvm's failure report: the
+    # x86 and arm64 groups run side by side.
+    last = {}
 
     def __init__(self, machine, smp="1,maxcpus=4", devices=(), extra=(),
                  append="", cpu=None, mem="512M", paused=False,
@@ -240,7 +242,7 @@ class NestedVM(VM):
         self.qmp = self.hmp = self.proc = None
         self.l1 = l1(arch)
         self.l2_lock = _l2_lock[arch]
-        NestedVM.last = self
+        NestedVM.last[arch] = self
         if not self.l2_lock.acquire(timeout=L2_LOCK_TIMEOUT):
             raise TimeoutError("L1 busy for %ss" % L2_LOCK_TIMEOUT)
         self.locked = True

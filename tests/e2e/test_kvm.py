@@ -150,18 +150,24 @@ def scenarios():
 def grouped(name, fn, group="kvm"):
     """One L1 serves one L2 at a time: the harness runs its group in
     order on one worker.  Prints each scenario's time (boot included) and,
-    when a case failed, the end of the last L2's console: the harness
-    shows it only for a QEMU that died."""
+    when a case failed, the end of the console of the group's last L2 (not
+    of the other group's, which runs at the same time): the harness shows
+    it only for a QEMU that died."""
     def scenario(r):
         t0, n = time.monotonic(), len(r.results)
         try:
             fn(r)
         finally:
             print("%s: %.1fs" % (name, time.monotonic() - t0), flush=True)
-            vm = NestedVM.last
+            vm = NestedVM.last.get(
+                "aarch64" if group == "kvm-arm64" else "x86_64")
             if vm and any(res[1] == "FAIL" for res in r.results[n:]):
                 tail = vm.text().split("\n")[-40:]
                 print("%s: last L2 console lines:\n  %s" % (
+                    name, "\n  ".join(tail)), flush=True)
+                # and L1's: L2 QEMU's own messages, KVM's in L1's dmesg
+                tail = vm.l1.vm.text().split("\n")[-15:]
+                print("%s: last L1 console lines:\n  %s" % (
                     name, "\n  ".join(tail)), flush=True)
     scenario.group = group
     return scenario

@@ -33,6 +33,19 @@ def basic(m, make_vm=VM, cpu=None):
                 assert len(slots(vm)) == 8
                 assert "/machine/peripheral/cold1" in qom_paths(vm)
 
+            with r.case("%s/console-line-cut-by-kernel" % m, vm):
+                # The kernel's messages reach the serial port directly,
+                # in the middle of a line that /init is writing when they
+                # come (a CPU coming online prints while "cpus" answers):
+                # the harness must still see that line whole.
+                since = vm.mark()
+                out = vm.guest("for i in 1 2 3 4 5 6; do printf '@@CUT %d-' "
+                               "$i; echo '<4>cut probe' > /dev/kmsg; "
+                               "echo rest; done")
+                cut = [l for l in out if l.startswith("@@CUT")]
+                assert cut == ["@@CUT %d-rest" % i for i in range(1, 7)], out
+                assert vm.text(since).count("cut probe") == 6, out
+
             p1 = {"socket-id": 1, "core-id": 0, "thread-id": 0}
             with r.case("%s/hotplug-qmp" % m, vm):
                 res = plug(vm, "vcpu1", p1)

@@ -102,8 +102,24 @@ def pick_accel(arch):
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 # A kernel message (printk goes straight to the serial port) can start in
 # the middle of a line /init is writing: "@@EV 1.2 add cpu2[ 1.3] random:
-# crng init done".  Split such a line where the kernel's timestamp starts.
+# crng init done\n" and the rest of the line ("\n" here) comes after it.
+# Split such a line where the kernel's timestamp starts, and join its
+# start with the first line after the kernel's messages (join_cut_lines).
 KMSG_MID = re.compile(r"(?<=.)(?=\[ *\d+\.\d{6}\] )")
+KMSG_AT = re.compile(r"\[ *\d+\.\d{6}\] ")
+
+
+def join_cut_lines(line, cut):
+    """One console line in; (lines out, cut): cut is the start of a line
+    that kernel messages interrupted, held until its rest arrives (the
+    next line that is not a kernel message).  The serial port's transmit
+    buffer is FIFO, so that rest is the next thing userspace wrote."""
+    parts = KMSG_MID.split(line)
+    if cut is not None and not KMSG_AT.match(parts[0]):
+        parts[0], cut = cut + parts[0], None
+    if len(parts) > 1 and not KMSG_AT.match(parts[0]):
+        cut = parts.pop(0)
+    return parts, cut
 
 
 class GuestTimeout(Exception):
@@ -164,16 +180,20 @@ class VM:
 
     # ---- console -------------------------------------------------------
     def _reader(self):
+        cut = None
         for raw in self.proc.stdout:
             # UEFI firmware leaves terminal escapes (screen clear, cursor
             # moves) in front of the guest's first line.
             line = ANSI_ESCAPE.sub("", raw.decode(errors="replace")
                                    .rstrip("\r\n"))
+            parts, cut = join_cut_lines(line, cut)
             with self.cond:
-                for part in KMSG_MID.split(line):
+                for part in parts:
                     self.lines.append((time.monotonic(), part))
                 self.cond.notify_all()
         with self.cond:
+            if cut is not None:
+                self.lines.append((time.monotonic(), cut))
             self.lines.append((time.monotonic(), "@@EXIT"))
             self.cond.notify_all()
 
