@@ -59,9 +59,9 @@ qtests() { # TOPIC: those qtests of scripts/check.sh that exist by now
     s=$(date +%s)
     if ! (cd "$W/build" &&
           QTEST_AARCH64_BIOS=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd \
-          sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
+          sh "$ROOT/scripts/qtest-env.sh" meson test --no-rebuild \
               --num-processes 2 --timeout-multiplier 3 $tests &&
-          sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
+          sh "$ROOT/scripts/qtest-env.sh" meson test --no-rebuild \
               --timeout-multiplier 3 --test-args "$skips" \
               qtest-x86_64/bios-tables-test qtest-aarch64/bios-tables-test) > "$LOG/qtests-$1" 2>&1; then
         grep -E '^ *[0-9]+/[0-9]+ ' "$LOG/qtests-$1" || tail -n 30 "$LOG/qtests-$1"

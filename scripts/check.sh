@@ -22,11 +22,11 @@ tail -3 "$OUT/series.log"
 
 echo "== QEMU qtests (meson test in $BDIR)"
 echo "   under TCG: this machine's /dev/kvm is a nested KVM without SMM,"
-echo "   whose tables differ from a real KVM host's (scripts/without-kvm.sh)"
+echo "   whose tables differ from a real KVM host's (scripts/qtest-env.sh)"
 q_ok=0 q_fail=0 q_skip=0
 qtests() { # LOG [meson test args...]: run, print results, add up counts
     log=$OUT/$1; shift
-    (cd "$BDIR" && sh "$ROOT/scripts/without-kvm.sh" meson test --no-rebuild \
+    (cd "$BDIR" && sh "$ROOT/scripts/qtest-env.sh" meson test --no-rebuild \
         --print-errorlogs --num-processes 2 --timeout-multiplier 3 "$@") \
         > "$log" 2>&1
     grep -E '^ *[0-9]+/[0-9]+ ' "$log"

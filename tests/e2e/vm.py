@@ -109,15 +109,17 @@ KMSG_MID = re.compile(r"(?<=.)(?=\[ *\d+\.\d{6}\] )")
 KMSG_AT = re.compile(r"\[ *\d+\.\d{6}\] ")
 
 
-def join_cut_lines(line, cut):
+def join_cut_lines(line, cut, hold=True):
     """One console line in; (lines out, cut): cut is the start of a line
     that kernel messages interrupted, held until its rest arrives (the
     next line that is not a kernel message).  The serial port's transmit
-    buffer is FIFO, so that rest is the next thing userspace wrote."""
+    buffer is FIFO, so that rest is the next thing userspace wrote.
+    hold=False (firmware and early boot, before /init runs: no one
+    writes lines around the kernel's then) only splits."""
     parts = KMSG_MID.split(line)
     if cut is not None and not KMSG_AT.match(parts[0]):
         parts[0], cut = cut + parts[0], None
-    if len(parts) > 1 and not KMSG_AT.match(parts[0]):
+    if hold and len(parts) > 1 and not KMSG_AT.match(parts[0]):
         cut = parts.pop(0)
     return parts, cut
 
@@ -180,13 +182,14 @@ class VM:
 
     # ---- console -------------------------------------------------------
     def _reader(self):
-        cut = None
+        cut, init_up = None, False
         for raw in self.proc.stdout:
             # UEFI firmware leaves terminal escapes (screen clear, cursor
             # moves) in front of the guest's first line.
             line = ANSI_ESCAPE.sub("", raw.decode(errors="replace")
                                    .rstrip("\r\n"))
-            parts, cut = join_cut_lines(line, cut)
+            parts, cut = join_cut_lines(line, cut, init_up)
+            init_up = init_up or any(p.startswith("@@READY ") for p in parts)
             with self.cond:
                 for part in parts:
                     self.lines.append((time.monotonic(), part))
