@@ -105,8 +105,8 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 # crng init done\n" and the rest of the line ("\n" here) comes after it.
 # Split such a line where the kernel's timestamp starts, and join its
 # start with the first line after the kernel's messages (join_cut_lines).
-KMSG_MID = re.compile(r"(?<=.)(?=\[ *\d+\.\d{6}\] )")
-KMSG_AT = re.compile(r"\[ *\d+\.\d{6}\] ")
+KMSG_AT = re.compile(r"\[ *\d+\.\d{6}\] ")          # a kernel message
+KMSG_MID = re.compile(r"(?<=.)(?=%s)" % KMSG_AT.pattern)  # ...inside a line
 
 
 def join_cut_lines(line, cut, hold=True):
