@@ -6,6 +6,11 @@ import time
 
 from qmp import QMPError
 
+# Environment for a QEMU whose freed memory must not look valid: glibc
+# fills every freed block with 0xa5, so a use after free of, say, a vCPU's
+# work list mutex fails or hangs instead of reading the old contents.
+FREED_POISON = {"MALLOC_PERTURB_": "165"}
+
 
 def slots(vm):
     return vm.qmp.cmd("query-hotpluggable-cpus")

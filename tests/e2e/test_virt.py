@@ -15,7 +15,8 @@ import test_migration
 import test_x86
 import vm as _vm
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths,
-                     expect_error, assert_unharmed, check_running)
+                     expect_error, assert_unharmed, check_running,
+                     FREED_POISON)
 from vm import VM, cpu_driver
 
 
@@ -317,15 +318,17 @@ def migrate(m=M, make_vm=VM, cpu=None):
 
 def single_thread_tcg():
     def scenario(r):
-        with VM(M, smp="1,maxcpus=2", accel="tcg,thread=single") as vm:
+        # Freed memory poisoned: see test_x86.single_thread_tcg()
+        with VM(M, smp="1,maxcpus=2", accel="tcg,thread=single",
+                env=FREED_POISON) as vm:
             vm.wait_ready()
             props = free_slot(vm)
             with r.case("virt/tcg-single-thread-plug-unplug", vm):
-                for i in range(3):
-                    cpu = plug(vm, "st%d" % i, props)["cpu"]
+                for i in range(12):
+                    cpu = plug(vm, "st%d" % i, props, timeout=20)["cpu"]
                     w = vm.guest("work %d" % cpu)
                     assert "@@WORK %d ran-on=%d" % (cpu, cpu) in w, w
-                    unplug(vm, "st%d" % i, cpu, props)
+                    unplug(vm, "st%d" % i, cpu, props, timeout=20)
                 assert_unharmed(vm, 1)
     return scenario
 

@@ -3,7 +3,7 @@ import os
 import time
 
 from hotplug import (plug, free_slot, unplug, slots, slot_of, qom_paths, expect_error,
-                     assert_unharmed, check_running)
+                     assert_unharmed, check_running, FREED_POISON)
 from harness import Skip
 from vm import VM, cpu_driver
 
@@ -277,14 +277,21 @@ def cycles(m, n=6, smp="1,maxcpus=4", make_vm=VM):
     return scenario
 
 
-def single_thread_tcg(m):
+def single_thread_tcg(m, n=20):
+    """With one round-robin thread for all vCPUs, n plug/unplug cycles.
+    The unplug completes in a main-loop bottom half while the round-robin
+    loop may hold the vCPU as the one to resume from; freed memory is
+    poisoned so that resuming from a freed vCPU fails here (it hung within
+    6 cycles when the loop did so) rather than only under ASan."""
     def scenario(r):
-        with VM(m, smp="1,maxcpus=2", accel="tcg,thread=single") as vm:
+        with VM(m, smp="1,maxcpus=2", accel="tcg,thread=single",
+                env=FREED_POISON) as vm:
             vm.wait_ready()
             props = free_slot(vm)
             with r.case("%s/tcg-single-thread-plug-unplug" % m, vm):
-                cpu = plug(vm, "st1", props)["cpu"]
-                unplug(vm, "st1", cpu, props)
+                for i in range(n):
+                    cpu = plug(vm, "st%d" % i, props, timeout=20)["cpu"]
+                    unplug(vm, "st%d" % i, cpu, props, timeout=20)
                 assert_unharmed(vm, 1)
     return scenario
 

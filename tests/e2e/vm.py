@@ -132,7 +132,7 @@ class VM:
     def __init__(self, machine, smp="1,maxcpus=4", devices=(), extra=(),
                  append="", accel=None, kernel=None, cpu=None, mem="512M",
                  paused=False, timeout=120, name=None, machine_opts="",
-                 qemu_build=None, fw_dirs=FW_DIRS):
+                 qemu_build=None, fw_dirs=FW_DIRS, env=None):
         arch, mval, kern, initrd, console, mextra = MACHINES[machine]
         if machine_opts:
             mval += "," + machine_opts
@@ -169,7 +169,8 @@ class VM:
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
         threading.Thread(target=self._reader, daemon=True).start()
         self._seq = 0
         try:
