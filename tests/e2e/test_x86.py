@@ -277,6 +277,30 @@ def cycles(m, n=6, smp="1,maxcpus=4", make_vm=VM):
     return scenario
 
 
+def busy_unplug(m, n=3):
+    """Unplug while CPU 0 runs a busy loop in the guest, the new CPU too
+    until the guest offlines it.  The unplugged vCPU's thread waits for an
+    RCU grace period before it exits, and a TCG vCPU in a busy loop stays
+    in its RCU read-side section until it is kicked: with a wait that did
+    not kick (synchronize_rcu()), QEMU hung in the first unplug (found by
+    make soak)."""
+    def scenario(r):
+        with VM(m, smp="1,maxcpus=2") as vm:
+            vm.wait_ready()
+            props = free_slot(vm)
+            with r.case("%s/unplug-while-cpu0-busy" % m, vm):
+                out = vm.guest("load 0")
+                assert any(l.startswith("@@LOAD 0 ") for l in out), out
+                for i in range(n):
+                    cpu = plug(vm, "busy%d" % i, props, timeout=20)["cpu"]
+                    out = vm.guest("load %d" % cpu)
+                    assert any(l.startswith("@@LOAD %d " % cpu)
+                               for l in out), out
+                    unplug(vm, "busy%d" % i, cpu, props, timeout=20)
+                assert_unharmed(vm, 1)
+    return scenario
+
+
 def single_thread_tcg(m, n=20):
     """With one round-robin thread for all vCPUs, n plug/unplug cycles.
     The unplug completes in a main-loop bottom half while the round-robin
@@ -362,6 +386,9 @@ def scenarios():
     out += [("q35/topology", topology("q35")),
             ("q35/single-thread", single_thread_tcg("q35")),
             ("pc/single-thread", single_thread_tcg("pc")),
+            ("q35/busy-unplug", busy_unplug("q35")),
+            ("pc/busy-unplug", busy_unplug("pc")),
+            ("microvm/busy-unplug", busy_unplug("microvm")),
             ("q35/linux-6.12", kernel_612("q35")),
             ("pc/linux-6.12", kernel_612("pc")),
             ("microvm/linux-6.12", kernel_612("microvm")),
