@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 from vm import VM, ROOT, MACHINES, pick_accel  # noqa: E402
-from hotplug import plug, unplug, slots  # noqa: E402
+from hotplug import plug, unplug, slots, load  # noqa: E402
 
 WARM = 50
 
@@ -48,11 +48,6 @@ def loads(vm):
     out = vm.guest("for p in $(ps | grep '[:] load' | cut -c1-6); do "
                    "cut -d' ' -f39 /proc/$p/stat 2>/dev/null; done")
     return sorted(int(x) for x in out if x.strip().isdigit())
-
-
-def load(vm, cpu):
-    out = vm.guest("load %d" % cpu)
-    assert any(l.startswith("@@LOAD %d " % cpu) for l in out), out
 
 
 def jit(vm):

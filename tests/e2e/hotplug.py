@@ -12,6 +12,12 @@ from qmp import QMPError
 FREED_POISON = {"MALLOC_PERTURB_": "165"}
 
 
+def load(vm, cpu):
+    """Start a busy loop on guest CPU cpu (until the CPU goes offline)."""
+    out = vm.guest("load %d" % cpu)
+    assert any(l.startswith("@@LOAD %d " % cpu) for l in out), out
+
+
 def slots(vm):
     return vm.qmp.cmd("query-hotpluggable-cpus")
 
